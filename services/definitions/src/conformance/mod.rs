@@ -1,0 +1,149 @@
+//! DPRA conformance: each pipeline type has a rule set derived from the
+//! reference architecture (`docs/conformance.md` lists every rule). A rule
+//! marked REQ in the DPRA fails as an error, a REC one as a warning. The two
+//! draft types (compute image, account fleet) have no markers in the DPRA:
+//! Conveyor treats their build-failing security controls as errors and the
+//! rest as warnings; the machine-learning rules are Conveyor's own.
+
+mod context;
+mod rules;
+
+use crate::spec::{Document, Locations, PipelineType};
+
+pub use context::Context;
+pub use rules::{Check, Rule, rules_for};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// A DPRA required practice.
+    Error,
+    /// A DPRA recommended practice.
+    Warning,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleResult {
+    pub rule_id: &'static str,
+    pub severity: Severity,
+    pub passed: bool,
+    pub message: String,
+    pub field: String,
+    pub line: u32,
+    pub column: u32,
+    pub reference: &'static str,
+    pub security_control: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Report {
+    pub rules: Vec<RuleResult>,
+    /// Passed weight over total weight, 0 to 100; errors weigh 3, warnings 1.
+    pub score: f64,
+    /// Passed security controls over all security controls of the type, 0 to 100.
+    pub security_control_automation_percent: f64,
+    pub required_failures: u32,
+    pub recommended_failures: u32,
+}
+
+impl Report {
+    /// True when no required rule failed.
+    pub fn conforms(&self) -> bool {
+        self.required_failures == 0
+    }
+
+    pub fn failures(&self) -> impl Iterator<Item = &RuleResult> {
+        self.rules.iter().filter(|r| !r.passed)
+    }
+}
+
+/// Checks a structurally valid document against its type's rule set.
+pub fn check(document: &Document, locations: &Locations) -> Report {
+    let ctx = Context::new(document);
+    let rules = rules_for(document.spec.pipeline_type);
+    let results: Vec<RuleResult> = rules
+        .iter()
+        .map(|rule| {
+            let outcome = rule.check.evaluate(&ctx);
+            let located = locations.locate(crate::spec::SpecError::new(outcome.field.clone(), ""));
+            RuleResult {
+                rule_id: rule.id,
+                severity: rule.severity,
+                passed: outcome.passed,
+                message: if outcome.passed {
+                    rule.description.to_owned()
+                } else {
+                    outcome.message
+                },
+                field: outcome.field,
+                line: located.line,
+                column: located.column,
+                reference: rule.reference,
+                security_control: rule.security,
+            }
+        })
+        .collect();
+    summarize(results)
+}
+
+fn summarize(rules: Vec<RuleResult>) -> Report {
+    let weight = |r: &RuleResult| match r.severity {
+        Severity::Error => 3.0,
+        Severity::Warning => 1.0,
+    };
+    let total: f64 = rules.iter().map(weight).sum();
+    let passed: f64 = rules.iter().filter(|r| r.passed).map(weight).sum();
+    let security: Vec<&RuleResult> = rules.iter().filter(|r| r.security_control).collect();
+    let security_passed = security.iter().filter(|r| r.passed).count();
+    let count = |severity| {
+        rules
+            .iter()
+            .filter(|r| !r.passed && r.severity == severity)
+            .count() as u32
+    };
+    Report {
+        score: percent(passed, total),
+        security_control_automation_percent: percent(security_passed as f64, security.len() as f64),
+        required_failures: count(Severity::Error),
+        recommended_failures: count(Severity::Warning),
+        rules,
+    }
+}
+
+fn percent(part: f64, whole: f64) -> f64 {
+    if whole == 0.0 {
+        100.0
+    } else {
+        (part / whole * 1000.0).round() / 10.0
+    }
+}
+
+/// The outcome of one check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub passed: bool,
+    pub message: String,
+    pub field: String,
+}
+
+impl Outcome {
+    pub fn pass(field: impl Into<String>) -> Self {
+        Outcome {
+            passed: true,
+            message: String::new(),
+            field: field.into(),
+        }
+    }
+
+    pub fn fail(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Outcome {
+            passed: false,
+            message: message.into(),
+            field: field.into(),
+        }
+    }
+}
+
+/// The type every template and example is checked against, for tests.
+pub fn all_types() -> [PipelineType; 5] {
+    PipelineType::ALL
+}

@@ -1,0 +1,192 @@
+//! Conformance rules fail where the DPRA says they should.
+
+use conveyor_definitions::conformance::{self, Report, Severity};
+use conveyor_definitions::spec::{self, Format, PipelineType};
+use conveyor_definitions::templates;
+
+fn report_for(yaml: &str) -> Report {
+    let valid = spec::load(yaml.as_bytes(), Format::Yaml).unwrap_or_else(|e| panic!("{e:?}"));
+    conformance::check(&valid.document, &valid.locations)
+}
+
+fn application() -> String {
+    templates::render(PipelineType::Application, "shop", "retail", Format::Yaml).expect("template")
+}
+
+fn failed(report: &Report) -> Vec<(&'static str, String)> {
+    report
+        .failures()
+        .map(|r| (r.rule_id, r.field.clone()))
+        .collect()
+}
+
+#[test]
+fn missing_secrets_detection_is_a_required_failure() {
+    let yaml = application().replace("kind: secrets-detection", "kind: custom");
+    let report = report_for(&yaml);
+    assert_eq!(
+        failed(&report),
+        vec![(
+            "build.secrets-detection",
+            "spec.stages[0].actions".to_owned()
+        )]
+    );
+    assert!(!report.conforms());
+    assert!(report.security_control_automation_percent < 100.0);
+}
+
+#[test]
+fn sast_without_threshold_is_not_gating() {
+    let yaml = application().replace("sast: {critical: 0, high: 0}", "sast: {}");
+    let report = report_for(&yaml);
+    assert_eq!(
+        failed(&report),
+        vec![("build.sast", "spec.gates.sast".to_owned())]
+    );
+}
+
+#[test]
+fn rebuilding_after_build_stage_fails() {
+    let yaml = application().replacen("kind: deploy\n", "kind: build\n", 1);
+    let report = report_for(&yaml);
+    let ids: Vec<_> = failed(&report).into_iter().map(|(id, _)| id).collect();
+    assert!(ids.contains(&"pipeline.build-once"), "{ids:?}");
+    let r = report
+        .rules
+        .iter()
+        .find(|r| r.rule_id == "pipeline.build-once")
+        .expect("rule");
+    assert_eq!(r.field, "spec.stages[1].actions[0].kind");
+    assert!(r.line > 0, "located in the YAML: {r:?}");
+}
+
+#[test]
+fn approval_outside_production_fails() {
+    let yaml = application().replace(
+        "    - name: beta\n      environment: beta\n",
+        "    - name: beta\n      environment: beta\n      approval: {groups: [qa]}\n",
+    );
+    let report = report_for(&yaml);
+    assert_eq!(
+        failed(&report),
+        vec![(
+            "pipeline.approvals-before-production",
+            "spec.stages[1].approval".to_owned()
+        )]
+    );
+}
+
+#[test]
+fn production_without_approval_fails() {
+    let yaml = application().replace(
+        "      approval:\n        groups: [release-managers]\n        allowAuthor: false\n",
+        "",
+    );
+    assert_eq!(
+        failed(&report_for(&yaml)),
+        vec![("production.approval", "spec.stages[3]".to_owned())]
+    );
+}
+
+#[test]
+fn gamma_must_span_production_regions() {
+    let yaml = application().replace(
+        "regions: [us-east-1, eu-west-1]\n      role: deployer\n    - name: prod",
+        "regions: [us-east-1]\n      role: deployer\n    - name: prod",
+    );
+    let report = report_for(&yaml);
+    assert_eq!(
+        failed(&report),
+        vec![(
+            "gamma.production-regions",
+            "spec.environments[1].regions".to_owned()
+        )]
+    );
+}
+
+#[test]
+fn shared_accounts_fail() {
+    let yaml = application().replace(
+        "account: \"300000000000\"\n      regions",
+        "account: \"200000000000\"\n      regions",
+    );
+    let ids: Vec<_> = failed(&report_for(&yaml))
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(ids, vec!["environments.separate-accounts"]);
+}
+
+#[test]
+fn production_without_alarms_fails_and_recommendations_warn() {
+    let yaml = application()
+        .replace(
+            "        alarms:\n          - name: prod-errors\n          - name: prod-latency\n",
+            "",
+        )
+        .replace("kind: dast", "kind: custom");
+    let report = report_for(&yaml);
+    let by_id = |id| report.rules.iter().find(|r| r.rule_id == id).expect("rule");
+    assert!(!by_id("production.alarm-rollback").passed);
+    assert_eq!(by_id("production.alarm-rollback").severity, Severity::Error);
+    assert!(!by_id("gamma.dast").passed);
+    assert_eq!(by_id("gamma.dast").severity, Severity::Warning);
+    assert_eq!(report.required_failures, 1);
+    assert_eq!(report.recommended_failures, 1);
+    assert!(
+        report.score < 100.0 && report.score > 80.0,
+        "{}",
+        report.score
+    );
+}
+
+#[test]
+fn stages_out_of_order_fail() {
+    // Swap the beta and gamma environments of their stages.
+    let yaml = application()
+        .replace(
+            "- name: beta\n      environment: beta",
+            "- name: beta\n      environment: GAMMA_ENV",
+        )
+        .replace(
+            "- name: gamma\n      environment: gamma",
+            "- name: gamma\n      environment: beta",
+        )
+        .replace("GAMMA_ENV", "gamma");
+    let ids: Vec<_> = failed(&report_for(&yaml))
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert!(ids.contains(&"pipeline.environment-order"), "{ids:?}");
+}
+
+#[test]
+fn dynamic_configuration_requires_schema_validation() {
+    let yaml = templates::render(
+        PipelineType::DynamicConfiguration,
+        "flags",
+        "retail",
+        Format::Yaml,
+    )
+    .expect("template")
+    .replace("kind: schema-validation", "kind: custom");
+    assert_eq!(
+        failed(&report_for(&yaml)),
+        vec![(
+            "build.schema-validation",
+            "spec.stages[0].actions".to_owned()
+        )]
+    );
+}
+
+#[test]
+fn every_rule_of_every_type_has_a_unique_id() {
+    for t in PipelineType::ALL {
+        let rules = conformance::rules_for(t);
+        let mut ids: Vec<_> = rules.iter().map(|r| r.id).collect();
+        ids.sort_unstable();
+        let before = ids.len();
+        ids.dedup();
+        assert_eq!(before, ids.len(), "{t} has duplicate rule ids");
+    }
+}

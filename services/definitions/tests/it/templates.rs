@@ -1,0 +1,52 @@
+//! The five templates parse, validate and conform to their type's rules.
+
+use conveyor_definitions::conformance;
+use conveyor_definitions::spec::{self, Format, PipelineType};
+use conveyor_definitions::templates;
+
+#[test]
+fn every_template_conforms_with_no_failures() {
+    for t in PipelineType::ALL {
+        let yaml = templates::render(t, "demo", "team", Format::Yaml).expect("render");
+        let valid =
+            spec::load(yaml.as_bytes(), Format::Yaml).unwrap_or_else(|e| panic!("{t}: {e:?}"));
+        assert_eq!(valid.document.spec.pipeline_type, t);
+        assert_eq!(valid.document.metadata.name, "demo");
+        let report = conformance::check(&valid.document, &valid.locations);
+        let failed: Vec<_> = report
+            .failures()
+            .map(|r| format!("{}: {}", r.rule_id, r.message))
+            .collect();
+        assert!(failed.is_empty(), "{t} template fails: {failed:#?}");
+        assert_eq!(report.score, 100.0);
+        assert_eq!(report.security_control_automation_percent, 100.0);
+    }
+}
+
+#[test]
+fn json_rendering_has_the_same_canonical_digest() {
+    for t in PipelineType::ALL {
+        let yaml = templates::render(t, "demo", "team", Format::Yaml).expect("yaml");
+        let json = templates::render(t, "demo", "team", Format::Json).expect("json");
+        let a = spec::load(yaml.as_bytes(), Format::Yaml).expect("yaml loads");
+        let b = spec::load(json.as_bytes(), Format::Json).expect("json loads");
+        assert_eq!(a.sha256, b.sha256, "{t}");
+        assert_eq!(a.canonical, b.canonical, "{t}");
+    }
+}
+
+#[test]
+fn render_refuses_invalid_names() {
+    let err =
+        templates::render(PipelineType::Application, "Bad", "team", Format::Yaml).unwrap_err();
+    assert_eq!(err.field, "pipeline_id");
+}
+
+#[test]
+fn canonical_form_ignores_comments_order_and_defaults() {
+    let a = "apiVersion: conveyor/v1\nkind: Pipeline\nmetadata: {name: a}\nspec:\n  type: application\n  source: {repository: r}\n  stages: [{name: build, actions: [{name: c, kind: build, run: make}]}]\n";
+    let b = "# a comment\nkind: Pipeline\napiVersion: conveyor/v1\nspec:\n  stages:\n    - actions:\n        - {run: make, kind: build, name: c, timeout: 15m, pool: default}\n      name: build\n  source: {trunk: main, repository: r}\n  type: application\nmetadata: {project: default, name: a}\n";
+    let a = spec::load(a.as_bytes(), Format::Yaml).expect("a");
+    let b = spec::load(b.as_bytes(), Format::Yaml).expect("b");
+    assert_eq!(a.sha256, b.sha256);
+}
