@@ -1,1 +1,9 @@
+//! What every Conveyor service stands on: configuration, telemetry, the
+//! database, and gRPC server assembly.
 
+pub mod config;
+pub mod database;
+pub mod server;
+pub mod telemetry;
+
+pub use server::{ServerConfig, shutdown_signal};

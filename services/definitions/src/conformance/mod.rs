@@ -8,12 +8,15 @@
 mod context;
 mod rules;
 
-use crate::spec::{Document, Locations, PipelineType};
+use serde::{Deserialize, Serialize};
+
+use crate::spec::{Document, Locations};
 
 pub use context::Context;
 pub use rules::{Check, Rule, rules_for};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// A DPRA required practice.
     Error,
@@ -21,20 +24,20 @@ pub enum Severity {
     Warning,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RuleResult {
-    pub rule_id: &'static str,
+    pub rule_id: String,
     pub severity: Severity,
     pub passed: bool,
     pub message: String,
     pub field: String,
     pub line: u32,
     pub column: u32,
-    pub reference: &'static str,
+    pub reference: String,
     pub security_control: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Report {
     pub rules: Vec<RuleResult>,
     /// Passed weight over total weight, 0 to 100; errors weigh 3, warnings 1.
@@ -66,7 +69,7 @@ pub fn check(document: &Document, locations: &Locations) -> Report {
             let outcome = rule.check.evaluate(&ctx);
             let located = locations.locate(crate::spec::SpecError::new(outcome.field.clone(), ""));
             RuleResult {
-                rule_id: rule.id,
+                rule_id: rule.id.to_owned(),
                 severity: rule.severity,
                 passed: outcome.passed,
                 message: if outcome.passed {
@@ -77,7 +80,7 @@ pub fn check(document: &Document, locations: &Locations) -> Report {
                 field: outcome.field,
                 line: located.line,
                 column: located.column,
-                reference: rule.reference,
+                reference: rule.reference.to_owned(),
                 security_control: rule.security,
             }
         })
@@ -141,9 +144,4 @@ impl Outcome {
             field: field.into(),
         }
     }
-}
-
-/// The type every template and example is checked against, for tests.
-pub fn all_types() -> [PipelineType; 5] {
-    PipelineType::ALL
 }

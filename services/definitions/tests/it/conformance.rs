@@ -13,10 +13,17 @@ fn application() -> String {
     templates::render(PipelineType::Application, "shop", "retail", Format::Yaml).expect("template")
 }
 
-fn failed(report: &Report) -> Vec<(&'static str, String)> {
+fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    expected
+        .iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect()
+}
+
+fn failed(report: &Report) -> Vec<(String, String)> {
     report
         .failures()
-        .map(|r| (r.rule_id, r.field.clone()))
+        .map(|r| (r.rule_id.clone(), r.field.clone()))
         .collect()
 }
 
@@ -26,10 +33,7 @@ fn missing_secrets_detection_is_a_required_failure() {
     let report = report_for(&yaml);
     assert_eq!(
         failed(&report),
-        vec![(
-            "build.secrets-detection",
-            "spec.stages[0].actions".to_owned()
-        )]
+        pairs(&[("build.secrets-detection", "spec.stages[0].actions")])
     );
     assert!(!report.conforms());
     assert!(report.security_control_automation_percent < 100.0);
@@ -39,10 +43,7 @@ fn missing_secrets_detection_is_a_required_failure() {
 fn sast_without_threshold_is_not_gating() {
     let yaml = application().replace("sast: {critical: 0, high: 0}", "sast: {}");
     let report = report_for(&yaml);
-    assert_eq!(
-        failed(&report),
-        vec![("build.sast", "spec.gates.sast".to_owned())]
-    );
+    assert_eq!(failed(&report), pairs(&[("build.sast", "spec.gates.sast")]));
 }
 
 #[test]
@@ -50,7 +51,7 @@ fn rebuilding_after_build_stage_fails() {
     let yaml = application().replacen("kind: deploy\n", "kind: build\n", 1);
     let report = report_for(&yaml);
     let ids: Vec<_> = failed(&report).into_iter().map(|(id, _)| id).collect();
-    assert!(ids.contains(&"pipeline.build-once"), "{ids:?}");
+    assert!(ids.iter().any(|id| id == "pipeline.build-once"), "{ids:?}");
     let r = report
         .rules
         .iter()
@@ -69,10 +70,10 @@ fn approval_outside_production_fails() {
     let report = report_for(&yaml);
     assert_eq!(
         failed(&report),
-        vec![(
+        pairs(&[(
             "pipeline.approvals-before-production",
-            "spec.stages[1].approval".to_owned()
-        )]
+            "spec.stages[1].approval"
+        )])
     );
 }
 
@@ -84,7 +85,7 @@ fn production_without_approval_fails() {
     );
     assert_eq!(
         failed(&report_for(&yaml)),
-        vec![("production.approval", "spec.stages[3]".to_owned())]
+        pairs(&[("production.approval", "spec.stages[3]")])
     );
 }
 
@@ -97,10 +98,7 @@ fn gamma_must_span_production_regions() {
     let report = report_for(&yaml);
     assert_eq!(
         failed(&report),
-        vec![(
-            "gamma.production-regions",
-            "spec.environments[1].regions".to_owned()
-        )]
+        pairs(&[("gamma.production-regions", "spec.environments[1].regions")])
     );
 }
 
@@ -126,7 +124,7 @@ fn production_without_alarms_fails_and_recommendations_warn() {
         )
         .replace("kind: dast", "kind: custom");
     let report = report_for(&yaml);
-    let by_id = |id| report.rules.iter().find(|r| r.rule_id == id).expect("rule");
+    let by_id = |id: &str| report.rules.iter().find(|r| r.rule_id == id).expect("rule");
     assert!(!by_id("production.alarm-rollback").passed);
     assert_eq!(by_id("production.alarm-rollback").severity, Severity::Error);
     assert!(!by_id("gamma.dast").passed);
@@ -157,7 +155,10 @@ fn stages_out_of_order_fail() {
         .into_iter()
         .map(|(id, _)| id)
         .collect();
-    assert!(ids.contains(&"pipeline.environment-order"), "{ids:?}");
+    assert!(
+        ids.iter().any(|id| id == "pipeline.environment-order"),
+        "{ids:?}"
+    );
 }
 
 #[test]
@@ -172,10 +173,7 @@ fn dynamic_configuration_requires_schema_validation() {
     .replace("kind: schema-validation", "kind: custom");
     assert_eq!(
         failed(&report_for(&yaml)),
-        vec![(
-            "build.schema-validation",
-            "spec.stages[0].actions".to_owned()
-        )]
+        pairs(&[("build.schema-validation", "spec.stages[0].actions")])
     );
 }
 

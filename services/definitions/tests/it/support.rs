@@ -1,0 +1,139 @@
+//! Test backends and servers: every gRPC test runs on SQLite and, when
+//! `CONVEYOR_TEST_DATABASE_URL` is set, on Postgres too, each test in its
+//! own fresh database.
+
+use conveyor_api::definitions::v1::pipeline_service_client::PipelineServiceClient;
+use conveyor_definitions::Config;
+use sea_orm::{ConnectionTrait, Database};
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+
+/// A database for one test.
+pub struct Backend {
+    pub name: &'static str,
+    pub url: String,
+    /// The server-level URL to drop a Postgres test database through.
+    admin_url: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Backend {
+    /// Drops the test's Postgres database (CI also drops leftovers by prefix).
+    pub async fn cleanup(self) {
+        let Some(admin_url) = self.admin_url else {
+            return;
+        };
+        let Some((_, name)) = self.url.rsplit_once('/') else {
+            return;
+        };
+        if let Ok(admin) = Database::connect(&admin_url).await {
+            let _ = admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .await;
+            let _ = admin.close().await;
+        }
+    }
+}
+
+/// SQLite always; Postgres when configured. In CI a missing Postgres URL is
+/// an error, never a silent skip.
+pub async fn backends() -> Vec<Backend> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sqlite = Backend {
+        name: "sqlite",
+        url: format!("sqlite://{}", dir.path().join("definitions.db").display()),
+        admin_url: None,
+        _dir: Some(dir),
+    };
+    let mut all = vec![sqlite];
+    match std::env::var("CONVEYOR_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => all.push(Backend {
+            name: "postgres",
+            url: fresh_postgres_database(&url).await,
+            admin_url: Some(url),
+            _dir: None,
+        }),
+        _ if std::env::var("CI").is_ok_and(|v| !v.is_empty()) => {
+            panic!("CI must set CONVEYOR_TEST_DATABASE_URL; refusing to skip the Postgres tests")
+        }
+        _ => {}
+    }
+    all
+}
+
+/// Creates `<database>_<random>` next to the database in `url` and returns its URL.
+async fn fresh_postgres_database(url: &str) -> String {
+    let (base, db) = url.rsplit_once('/').expect("postgres URL with a database");
+    let db = db.split('?').next().unwrap_or(db);
+    let name = format!("{db}_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let admin = Database::connect(url)
+        .await
+        .expect("connect to CONVEYOR_TEST_DATABASE_URL");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .expect("create test database");
+    admin.close().await.expect("close");
+    format!("{base}/{name}")
+}
+
+/// A definitions service on a real socket.
+pub struct Server {
+    pub client: PipelineServiceClient<Channel>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Server {
+    pub async fn start(database_url: &str) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut config = Config {
+            database_url: database_url.to_owned(),
+            max_connections: 4,
+            ..Config::default()
+        };
+        config.server.listen = addr;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(conveyor_definitions::run(config, listener, async move {
+            let _ = stopped.await;
+        }));
+        let channel = conveyor_api::client::channel(&format!("http://{addr}")).expect("channel");
+        let client = PipelineServiceClient::new(channel);
+        // Wait until the service answers (migrations run before it listens for calls).
+        let mut health = tonic_health::pb::health_client::HealthClient::new(
+            conveyor_api::client::channel(&format!("http://{addr}")).expect("channel"),
+        );
+        for _ in 0..200 {
+            let request = tonic_health::pb::HealthCheckRequest {
+                service: "conveyor.definitions.v1.PipelineService".into(),
+            };
+            if let Ok(r) = health.check(request).await
+                && r.into_inner().status
+                    == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+            {
+                return Server {
+                    client,
+                    stop: Some(stop),
+                    task: Some(task),
+                };
+            }
+            if task.is_finished() {
+                panic!("server exited: {:?}", task.await);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("server did not become healthy");
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("join").expect("server result");
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Connecting to the database: Postgres in production, SQLite for the
+//! embedded default and tests. Each service keeps its tables in its own
+//! Postgres schema.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr,
+};
+use sea_orm_migration::MigratorTrait;
+
+/// Opens a pool and brings the schema up to date.
+///
+/// `schema` is the service's Postgres schema (created if missing); SQLite
+/// has one namespace per file and ignores it. A SQLite URL without `mode=`
+/// gets `mode=rwc`, so the file is created.
+pub async fn connect<M: MigratorTrait>(
+    url: &str,
+    schema: &str,
+    max_connections: u32,
+) -> Result<DatabaseConnection, DbErr> {
+    let is_sqlite = url.starts_with("sqlite:");
+    let url = if is_sqlite && !url.contains("mode=") && !url.contains(":memory:") {
+        format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+    } else {
+        url.to_owned()
+    };
+    if !is_sqlite {
+        ensure_schema(&url, schema).await?;
+    }
+    let mut options = ConnectOptions::new(url.clone());
+    options
+        .max_connections(if url.contains(":memory:") {
+            1
+        } else {
+            max_connections
+        })
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_timeout(Duration::from_secs(5))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true)
+        });
+    if !is_sqlite {
+        options.set_schema_search_path(schema.to_owned());
+    }
+    let db = Database::connect(options).await?;
+    M::up(&db, None).await?;
+    Ok(db)
+}
+
+async fn ensure_schema(url: &str, schema: &str) -> Result<(), DbErr> {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .max_connections(1)
+        .connect_timeout(Duration::from_secs(5))
+        .sqlx_logging(false);
+    let db = Database::connect(options).await?;
+    let quoted = schema.replace('"', "\"\"");
+    db.execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{quoted}\""))
+        .await?;
+    db.close().await
+}
+
+/// Whether an error means "try the transaction again": a serialization
+/// failure or deadlock on Postgres, a busy database on SQLite.
+pub fn is_retryable(err: &DbErr) -> bool {
+    let runtime = match err {
+        DbErr::Exec(e) | DbErr::Query(e) | DbErr::Conn(e) => e,
+        _ => return false,
+    };
+    let RuntimeErr::SqlxError(sqlx) = runtime else {
+        return false;
+    };
+    let Some(db_err) = sqlx.as_database_error() else {
+        return false;
+    };
+    matches!(
+        db_err.code().as_deref(),
+        Some("40001") | Some("40P01") | Some("5") | Some("6") | Some("517")
+    )
+}
+
+/// Whether the database could not be reached at all (the caller should see
+/// UNAVAILABLE rather than INTERNAL).
+pub fn is_unavailable(err: &DbErr) -> bool {
+    matches!(err, DbErr::ConnectionAcquire(_) | DbErr::Conn(_))
+}
+
+/// Runs `op` until it succeeds or fails for a reason other than contention,
+/// at most `attempts` times, and records its latency.
+pub async fn with_retry<T, F, Fut>(what: &'static str, attempts: u32, mut op: F) -> Result<T, DbErr>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, DbErr>>,
+{
+    let start = Instant::now();
+    let mut attempt = 1;
+    loop {
+        match op().await {
+            Err(e) if attempt < attempts && is_retryable(&e) => {
+                tracing::debug!(what, attempt, error = %e, "retrying transaction");
+                tokio::time::sleep(Duration::from_millis(5 << attempt.min(6))).await;
+                attempt += 1;
+            }
+            result => {
+                tracing::trace!(
+                    what,
+                    attempt,
+                    elapsed_us = start.elapsed().as_micros() as u64,
+                    "database call"
+                );
+                return result;
+            }
+        }
+    }
+}
+
+/// The backend's name, for logs.
+pub fn backend_name(db: &DatabaseConnection) -> &'static str {
+    match db.get_database_backend() {
+        DbBackend::Postgres => "postgres",
+        DbBackend::Sqlite => "sqlite",
+        _ => "other",
+    }
+}

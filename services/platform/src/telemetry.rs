@@ -1,0 +1,160 @@
+//! Logs and traces. `tracing` everywhere; human-readable or JSON logs on
+//! stderr; spans exported over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is
+//! set; W3C trace context read from and written to gRPC metadata, so one
+//! trace follows a change across services.
+
+use std::collections::HashMap;
+
+use opentelemetry::global;
+use opentelemetry::propagation::{Extractor, Injector};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::{SpanExporter, WithExportConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use serde::{Deserialize, Serialize};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Flushes and stops the exporter when dropped.
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take()
+            && let Err(e) = provider.shutdown()
+        {
+            eprintln!("telemetry: flushing spans failed: {e}");
+        }
+    }
+}
+
+/// Installs the global subscriber. Call once, inside the tokio runtime.
+///
+/// The filter comes from `RUST_LOG` (default `info`). Spans go to OTLP only
+/// when `OTEL_EXPORTER_OTLP_ENDPOINT` is set; h2, hyper, tonic and tower are
+/// kept out of the exported traces so the exporter does not trace itself.
+pub fn init(service: &'static str, format: LogFormat) -> Telemetry {
+    global::set_text_map_propagator(TraceContextPropagator::new());
+    let env_filter =
+        || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let fmt = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
+    let provider = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .ok()
+        .filter(|e| !e.is_empty())
+        .and_then(|endpoint| match otlp_provider(service, &endpoint) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!("telemetry: OTLP export disabled: {e}");
+                None
+            }
+        });
+    let otel = provider.as_ref().map(|p| {
+        global::set_tracer_provider(p.clone());
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer(service))
+            .with_filter(EnvFilter::new(
+                "info,h2=off,hyper=off,hyper_util=off,tonic=off,tower=off,opentelemetry=off",
+            ))
+    });
+    let installed = tracing_subscriber::registry()
+        .with(fmt.with_filter(env_filter()))
+        .with(otel)
+        .try_init();
+    if installed.is_err() {
+        // Tests and `conveyor dev` start several services in one process.
+        tracing::debug!("a global subscriber is already installed");
+    }
+    Telemetry { provider }
+}
+
+fn otlp_provider(
+    service: &'static str,
+    endpoint: &str,
+) -> Result<SdkTracerProvider, opentelemetry_otlp::ExporterBuildError> {
+    let exporter = SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .with_timeout(std::time::Duration::from_secs(5))
+        .build()?;
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(Resource::builder().with_service_name(service).build())
+        .build())
+}
+
+/// The span of one incoming gRPC call, child of the caller's trace context.
+pub fn server_span(request: &http::Request<()>) -> tracing::Span {
+    let parent =
+        global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(request.headers())));
+    let span = tracing::info_span!("grpc", rpc = %request.uri().path());
+    if let Err(e) = span.set_parent(parent) {
+        tracing::debug!(error = ?e, "cannot attach the caller's trace context");
+    }
+    span
+}
+
+/// Writes the current span's trace context into outgoing gRPC metadata.
+pub fn inject(metadata: &mut tonic::metadata::MetadataMap) {
+    let cx = tracing::Span::current().context();
+    global::get_text_map_propagator(|p| p.inject_context(&cx, &mut MetadataInjector(metadata)));
+}
+
+/// The current trace context as a string map, for queue messages and events.
+pub fn current_context() -> HashMap<String, String> {
+    let cx = tracing::Span::current().context();
+    let mut carrier = HashMap::new();
+    global::get_text_map_propagator(|p| p.inject_context(&cx, &mut carrier));
+    carrier
+}
+
+/// A tonic interceptor that propagates the trace context on every call.
+pub fn propagate(mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    inject(request.metadata_mut());
+    Ok(request)
+}
+
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);
+
+impl Injector for MetadataInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(key), Ok(value)) = (
+            tonic::metadata::AsciiMetadataKey::from_bytes(key.as_bytes()),
+            tonic::metadata::AsciiMetadataValue::try_from(value),
+        ) {
+            self.0.insert(key, value);
+        }
+    }
+}
