@@ -1,1 +1,68 @@
-fn main() {}
+//! `conveyor`: manage pipelines and run the embedded control plane.
+
+mod commands;
+mod output;
+mod status;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::output::OutputFormat;
+
+#[derive(Parser)]
+#[command(
+    name = "conveyor",
+    version,
+    about = "Conveyor: deployment pipelines as code, checked against the DPRA"
+)]
+struct Cli {
+    /// The control plane's gRPC endpoint.
+    #[arg(long, global = true, env = "CONVEYOR_ENDPOINT", default_value = conveyor_api::client::DEFAULT_ENDPOINT)]
+    endpoint: String,
+    /// Output format.
+    #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = OutputFormat::Table)]
+    output: OutputFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create, validate and inspect pipelines.
+    #[command(subcommand)]
+    Pipeline(commands::pipeline::PipelineCommand),
+    /// Run every service in one process on the embedded default (SQLite).
+    Dev(commands::dev::DevArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let ctx = commands::Context {
+        endpoint: cli.endpoint,
+        output: cli.output,
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Pipeline(cmd) => commands::pipeline::run(&ctx, cmd).await,
+            Command::Dev(args) => commands::dev::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

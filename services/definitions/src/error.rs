@@ -75,6 +75,10 @@ impl From<StoreError> for Error {
                 actual,
             },
             StoreError::Conflict(name) => Error::Conflict(name),
+            StoreError::RequestIdReused(id) => Error::invalid(
+                "request_id",
+                format!("request id {id:?} was already used for a different request"),
+            ),
             StoreError::Database(db) if conveyor_platform::database::is_unavailable(&db) => {
                 Error::Unavailable(db)
             }

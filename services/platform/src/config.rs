@@ -59,6 +59,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature
     fn layers_override_in_order() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(

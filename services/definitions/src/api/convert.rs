@@ -162,6 +162,8 @@ fn rule(r: &RuleResult) -> pb::RuleResult {
         field: r.field.clone(),
         reference: r.reference.clone(),
         security_control: r.security_control,
+        line: r.line as i32,
+        column: r.column as i32,
     }
 }
 

@@ -3,6 +3,8 @@
 
 mod convert;
 
+pub use convert::pipeline_type_to_pb;
+
 use conveyor_api::definitions::v1 as pb;
 use conveyor_api::definitions::v1::pipeline_service_server::{
     PipelineService, PipelineServiceServer,
@@ -29,6 +31,16 @@ impl PipelineApi {
         PipelineServiceServer::new(self)
             .max_decoding_message_size(max_message_bytes)
             .max_encoding_message_size(max_message_bytes)
+    }
+}
+
+/// FULL pages carry whole documents; keep them well inside the message limit.
+const MAX_FULL_PAGE_SIZE: i32 = 100;
+
+fn page_size(view: View, requested: i32) -> i32 {
+    match view {
+        View::Full => requested.min(MAX_FULL_PAGE_SIZE),
+        View::Basic => requested,
     }
 }
 
@@ -84,7 +96,7 @@ impl PipelineService for PipelineApi {
         };
         let page = self
             .definitions
-            .list(filter, r.page_size, &r.page_token)
+            .list(filter, page_size(view, r.page_size), &r.page_token)
             .await?;
         Ok(Response::new(pb::ListPipelinesResponse {
             pipelines: page
@@ -145,7 +157,7 @@ impl PipelineService for PipelineApi {
         let view = View::from_pb(r.view, View::Basic)?;
         let page = self
             .definitions
-            .list_revisions(&r.parent, r.page_size, &r.page_token)
+            .list_revisions(&r.parent, page_size(view, r.page_size), &r.page_token)
             .await?;
         Ok(Response::new(pb::ListPipelineRevisionsResponse {
             revisions: page

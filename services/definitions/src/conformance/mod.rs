@@ -2,8 +2,9 @@
 //! reference architecture (`docs/conformance.md` lists every rule). A rule
 //! marked REQ in the DPRA fails as an error, a REC one as a warning. The two
 //! draft types (compute image, account fleet) have no markers in the DPRA:
-//! Conveyor treats their build-failing security controls as errors and the
-//! rest as warnings; the machine-learning rules are Conveyor's own.
+//! Conveyor treats the actions their pages list as the pipeline's backbone
+//! (errors) and the ones the pages call optional or IaC tests as warnings;
+//! the machine-learning rules are Conveyor's own.
 
 mod context;
 mod rules;
@@ -95,7 +96,11 @@ fn summarize(rules: Vec<RuleResult>) -> Report {
     };
     let total: f64 = rules.iter().map(weight).sum();
     let passed: f64 = rules.iter().filter(|r| r.passed).map(weight).sum();
-    let security: Vec<&RuleResult> = rules.iter().filter(|r| r.security_control).collect();
+    // DPRA §4.2: required security controls that are present and gating.
+    let security: Vec<&RuleResult> = rules
+        .iter()
+        .filter(|r| r.security_control && r.severity == Severity::Error)
+        .collect();
     let security_passed = security.iter().filter(|r| r.passed).count();
     let count = |severity| {
         rules

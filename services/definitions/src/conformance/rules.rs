@@ -147,7 +147,7 @@ const PROD: Scope = Scope::Tier(Tier::Production);
 const PRE_PROD: Scope = Scope::PreProduction;
 
 pub fn rules_for(pipeline_type: PipelineType) -> Vec<Rule> {
-    let mut rules = common_rules();
+    let mut rules = common_rules(pipeline_type);
     rules.extend(match pipeline_type {
         PipelineType::Application => application(),
         PipelineType::DynamicConfiguration => dynamic_configuration(),
@@ -158,7 +158,13 @@ pub fn rules_for(pipeline_type: PipelineType) -> Vec<Rule> {
     rules
 }
 
-fn common_rules() -> Vec<Rule> {
+fn common_rules(pipeline_type: PipelineType) -> Vec<Rule> {
+    // The compute-image draft allows an optional approval in its test stages.
+    let approvals = if pipeline_type == PipelineType::ComputeImage {
+        REC
+    } else {
+        REQ
+    };
     vec![
         rule(
             "pipeline.build-once",
@@ -169,7 +175,7 @@ fn common_rules() -> Vec<Rule> {
         ),
         rule(
             "pipeline.approvals-before-production",
-            REQ,
+            approvals,
             "DPRA orchestration; checklist 7",
             "approvals sit only on production stages",
             Check::Custom(approvals_only_in_production),
@@ -257,6 +263,20 @@ fn application() -> Vec<Rule> {
             Check::ActionWithOutput(BUILD, K::Package, Output::Artifacts),
         ),
         rule(
+            "beta.launch-environment",
+            REC,
+            "DPRA application/beta: launch environment (REC)",
+            "beta launches its environment from a compute image through IaC",
+            Check::Action(BETA, K::LaunchEnvironment),
+        ),
+        rule(
+            "beta.database-deploy",
+            REC,
+            "DPRA application/beta: database deploy (REC); checklist 29",
+            "beta applies database changes incrementally",
+            Check::Action(BETA, K::DatabaseDeploy),
+        ),
+        rule(
             "beta.deploy",
             REC,
             "DPRA application/beta: deploy software (REC)",
@@ -276,6 +296,20 @@ fn application() -> Vec<Rule> {
             "DPRA application/beta: acceptance tests (REQ)",
             "beta runs acceptance tests",
             Check::Action(BETA, K::AcceptanceTest),
+        ),
+        rule(
+            "gamma.launch-environment",
+            REQ,
+            "DPRA application/gamma: launch environment (REQ)",
+            "gamma launches its environment from a compute image through IaC",
+            Check::Action(GAMMA, K::LaunchEnvironment),
+        ),
+        rule(
+            "gamma.database-deploy",
+            REC,
+            "DPRA application/gamma: database deploy (REC); checklist 29",
+            "gamma applies database changes incrementally",
+            Check::Action(GAMMA, K::DatabaseDeploy),
         ),
         rule(
             "gamma.deploy",
@@ -360,6 +394,13 @@ fn application() -> Vec<Rule> {
             "Builders' Library: one-box first; checklist 32-33",
             "the first production wave is a single target or starts with a one-box step",
             Check::Custom(first_wave_small),
+        ),
+        rule(
+            "production.database-deploy",
+            REC,
+            "DPRA application/prod: database deploy (REC); checklist 29",
+            "production applies database changes incrementally",
+            Check::Action(PROD, K::DatabaseDeploy),
         ),
         rule(
             "production.synthetic-tests",
@@ -498,6 +539,13 @@ fn dynamic_configuration() -> Vec<Rule> {
             "DPRA dynamic-configuration/gamma: performance tests (REC)",
             "gamma runs performance tests",
             Check::Action(GAMMA, K::PerformanceTest),
+        ),
+        rule(
+            "gamma.resilience-tests",
+            REC,
+            "DPRA dynamic-configuration/gamma: resilience tests (REC)",
+            "gamma runs resilience tests",
+            Check::Action(GAMMA, K::ResilienceTest),
         ),
         security(
             "gamma.dast",
@@ -1037,17 +1085,25 @@ fn production_bake(ctx: &Context) -> Outcome {
                 "production has no deployment to bake",
             );
         };
-        if d.bake_time.get().is_zero() {
+        if d.waves.is_empty() && d.bake_time.get().is_zero() {
             return Outcome::fail(
                 format!("spec.stages[{i}].deployment.bakeTime"),
                 "set a bake time above zero",
             );
         }
         for (j, w) in d.waves.iter().enumerate() {
-            if w.bake_time.is_some_and(|b| b.get().is_zero()) {
+            if w.bake_time.unwrap_or(d.bake_time).get().is_zero() {
                 return Outcome::fail(
                     format!("spec.stages[{i}].deployment.waves[{j}].bakeTime"),
                     format!("wave {:?} skips its bake", w.name),
+                );
+            }
+            if let Some(one_box) = &w.one_box
+                && one_box.bake_time.get().is_zero()
+            {
+                return Outcome::fail(
+                    format!("spec.stages[{i}].deployment.waves[{j}].oneBox.bakeTime"),
+                    format!("the one-box step of wave {:?} skips its bake", w.name),
                 );
             }
         }

@@ -512,7 +512,7 @@ pub enum Weekday {
 pub struct Rolling {
     /// Largest share of a wave's targets replaced at once, 1 to 100.
     pub max_batch_percent: u32,
-    /// Smallest share that must stay healthy, 0 to 100.
+    /// Smallest share that must stay healthy, 0 to 99.
     #[serde(default)]
     pub min_healthy_percent: u32,
 }
@@ -550,18 +550,23 @@ impl Default for Gates {
     }
 }
 
-/// Allowed findings per severity; `None` means unlimited.
+/// Allowed findings per severity. Critical and high default to 0, medium
+/// and low to unlimited; `null` makes a severity unlimited.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Thresholds {
-    #[serde(default)]
+    #[serde(default = "zero")]
     pub critical: Option<u32>,
-    #[serde(default)]
+    #[serde(default = "zero")]
     pub high: Option<u32>,
     #[serde(default)]
     pub medium: Option<u32>,
     #[serde(default)]
     pub low: Option<u32>,
+}
+
+fn zero() -> Option<u32> {
+    Some(0)
 }
 
 impl Thresholds {

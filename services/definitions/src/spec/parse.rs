@@ -112,6 +112,14 @@ fn parse_json(text: &str) -> Result<Value, Vec<SpecError>> {
             format!("document nests deeper than {MAX_DEPTH} levels"),
         )]);
     }
+    // serde_json keeps the last of duplicate keys; JSON is YAML, and the YAML
+    // parser refuses them, so both formats treat duplicates alike.
+    parse_yaml(text).map_err(|mut errors| {
+        for e in &mut errors {
+            e.message = e.message.replacen("invalid YAML", "invalid JSON", 1);
+        }
+        errors
+    })?;
     Ok(value)
 }
 

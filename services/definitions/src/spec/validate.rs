@@ -197,14 +197,15 @@ impl Validator {
     }
 
     fn regions(&mut self, field: &str, regions: &[String]) {
+        if regions.len() > MAX_LIST {
+            self.err(
+                field,
+                format!("has {} regions; at most {MAX_LIST} allowed", regions.len()),
+            );
+        }
         let mut seen = HashSet::new();
         for (i, region) in regions.iter().enumerate() {
-            let ok = !region.is_empty()
-                && region.len() <= 63
-                && region
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-            if !ok {
+            if !is_region(region) {
                 self.err(
                     format!("{field}[{i}]"),
                     format!("invalid region {region:?}: lowercase letters, digits and '-'"),
@@ -257,7 +258,11 @@ impl Validator {
                         "a deployment needs the stage to name an environment",
                     );
                 }
-                self.deployment(&format!("{field}.deployment"), deployment);
+                let env = stage
+                    .environment
+                    .as_deref()
+                    .and_then(|e| environments.get(e).copied());
+                self.deployment(&format!("{field}.deployment"), deployment, env);
             }
         }
     }
@@ -416,7 +421,7 @@ impl Validator {
         }
     }
 
-    fn deployment(&mut self, field: &str, d: &Deployment) {
+    fn deployment(&mut self, field: &str, d: &Deployment, env: Option<&Environment>) {
         match (d.waves.is_empty(), &d.from_fleet) {
             (true, None) => self.err(format!("{field}.waves"), "give waves or fromFleet"),
             (false, Some(_)) => self.err(
@@ -446,12 +451,36 @@ impl Validator {
             for (j, t) in wave.targets.iter().enumerate() {
                 let tf = format!("{wf}.targets[{j}]");
                 self.text(&format!("{tf}.account"), &t.account, 128, true);
-                self.regions(&format!("{tf}.region"), std::slice::from_ref(&t.region));
+                if !is_region(&t.region) {
+                    self.err(
+                        format!("{tf}.region"),
+                        format!(
+                            "invalid region {:?}: lowercase letters, digits and '-'",
+                            t.region
+                        ),
+                    );
+                }
+                if let Some(env) = env {
+                    if t.account != env.account {
+                        self.err(
+                            format!("{tf}.account"),
+                            format!("account {:?} is not environment {:?}'s account {:?}; deploy other accounts with fromFleet", t.account, env.name, env.account),
+                        );
+                    } else if !env.regions.contains(&t.region) {
+                        self.err(
+                            format!("{tf}.region"),
+                            format!(
+                                "region {:?} is not one of environment {:?}'s regions {:?}",
+                                t.region, env.name, env.regions
+                            ),
+                        );
+                    }
+                }
                 if !targets_seen.insert(t) {
                     self.err(
                         tf,
                         format!(
-                            "target {}/{} is already in an earlier wave",
+                            "target {}/{} appears twice in this deployment",
                             t.account, t.region
                         ),
                     );
@@ -557,6 +586,8 @@ impl Validator {
     }
 
     fn time_window(&mut self, field: &str, w: &TimeWindow) {
+        self.list_len(&format!("{field}.days"), &w.days, 0, 7);
+        self.list_len(&format!("{field}.excludeDates"), &w.exclude_dates, 0, 366);
         let start = parse_hhmm(&w.start);
         let end = parse_hhmm(&w.end);
         if start.is_none() {
@@ -639,6 +670,14 @@ impl Validator {
             }
         }
     }
+}
+
+fn is_region(region: &str) -> bool {
+    !region.is_empty()
+        && region.len() <= 63
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// Minutes since midnight of "HH:MM".

@@ -68,6 +68,8 @@ pub mod request {
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub request_id: String,
+        /// What the request did: method, pipeline and spec digest.
+        pub fingerprint: String,
         pub pipeline_name: String,
         pub revision: i64,
         pub created: bool,

@@ -41,6 +41,8 @@ pub enum StoreError {
     },
     #[error("pipeline {0:?} changed concurrently; retry")]
     Conflict(String),
+    #[error("request id {0:?} was already used for a different request")]
+    RequestIdReused(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error(transparent)]
@@ -53,6 +55,24 @@ pub struct Written {
     pub pipeline: PipelineRecord,
     pub created: bool,
     pub revision_created: bool,
+}
+
+/// A mutation, for [`Store::write`].
+#[derive(Debug, Clone)]
+enum Op {
+    Create,
+    Update { etag: Option<String> },
+    Apply,
+}
+
+impl Op {
+    fn name(&self) -> &'static str {
+        match self {
+            Op::Create => "create",
+            Op::Update { .. } => "update",
+            Op::Apply => "apply",
+        }
+    }
 }
 
 /// Which pipelines to list.
@@ -90,20 +110,7 @@ impl Store {
         new: NewRevision,
         request_id: Option<&str>,
     ) -> Result<PipelineRecord, StoreError> {
-        let request_id = request_id.map(str::to_owned);
-        self.transaction(|txn| {
-            let (new, request_id) = (new.clone(), request_id.clone());
-            Box::pin(async move {
-                let request_id = request_id.as_deref();
-                if let Some(done) = replay(txn, request_id).await? {
-                    return Ok(done.pipeline);
-                }
-                let written = insert_pipeline(txn, new).await?;
-                remember(txn, request_id, &written).await?;
-                Ok(written.pipeline)
-            })
-        })
-        .await
+        Ok(self.write(Op::Create, new, request_id).await?.pipeline)
     }
 
     /// Adds a revision to an existing pipeline unless the spec is unchanged.
@@ -113,23 +120,10 @@ impl Store {
         etag: Option<&str>,
         request_id: Option<&str>,
     ) -> Result<Written, StoreError> {
-        let (etag, request_id) = (etag.map(str::to_owned), request_id.map(str::to_owned));
-        self.transaction(|txn| {
-            let (new, etag, request_id) = (new.clone(), etag.clone(), request_id.clone());
-            Box::pin(async move {
-                let request_id = request_id.as_deref();
-                if let Some(done) = replay(txn, request_id).await? {
-                    return Ok(done);
-                }
-                let current = find_pipeline(txn, &new.name)
-                    .await?
-                    .ok_or_else(|| StoreError::NotFound(new.name.clone()))?;
-                let written = append_revision(txn, current, new, etag.as_deref()).await?;
-                remember(txn, request_id, &written).await?;
-                Ok(written)
-            })
-        })
-        .await
+        let op = Op::Update {
+            etag: etag.map(str::to_owned),
+        };
+        self.write(op, new, request_id).await
     }
 
     /// Creates the pipeline, or adds a revision when the spec changed.
@@ -138,19 +132,37 @@ impl Store {
         new: NewRevision,
         request_id: Option<&str>,
     ) -> Result<Written, StoreError> {
+        self.write(Op::Apply, new, request_id).await
+    }
+
+    /// One transaction: replay a request already done, or perform `op` and
+    /// remember it under `request_id`.
+    async fn write(
+        &self,
+        op: Op,
+        new: NewRevision,
+        request_id: Option<&str>,
+    ) -> Result<Written, StoreError> {
         let request_id = request_id.map(str::to_owned);
+        let fingerprint = format!("{}:{}:{}", op.name(), new.name, new.spec_sha256);
         self.transaction(|txn| {
-            let (new, request_id) = (new.clone(), request_id.clone());
+            let (op, new, request_id) = (op.clone(), new.clone(), request_id.clone());
+            let fingerprint = fingerprint.clone();
             Box::pin(async move {
                 let request_id = request_id.as_deref();
-                if let Some(done) = replay(txn, request_id).await? {
+                if let Some(done) = replay(txn, request_id, &fingerprint).await? {
                     return Ok(done);
                 }
-                let written = match find_pipeline(txn, &new.name).await? {
-                    Some(current) => append_revision(txn, current, new, None).await?,
-                    None => insert_pipeline(txn, new).await?,
+                let current = find_pipeline(txn, &new.name).await?;
+                let written = match (op, current) {
+                    (Op::Create, _) | (Op::Apply, None) => insert_pipeline(txn, new).await?,
+                    (Op::Update { etag }, Some(current)) => {
+                        append_revision(txn, current, new, etag.as_deref()).await?
+                    }
+                    (Op::Apply, Some(current)) => append_revision(txn, current, new, None).await?,
+                    (Op::Update { .. }, None) => return Err(StoreError::NotFound(new.name)),
                 };
-                remember(txn, request_id, &written).await?;
+                remember(txn, request_id, &fingerprint, &written).await?;
                 Ok(written)
             })
         })
@@ -492,6 +504,7 @@ async fn insert_revision(
 async fn replay(
     txn: &DatabaseTransaction,
     request_id: Option<&str>,
+    fingerprint: &str,
 ) -> Result<Option<Written>, StoreError> {
     let Some(id) = request_id else {
         return Ok(None);
@@ -499,6 +512,9 @@ async fn replay(
     let Some(done) = request::Entity::find_by_id(id.to_owned()).one(txn).await? else {
         return Ok(None);
     };
+    if done.fingerprint != fingerprint {
+        return Err(StoreError::RequestIdReused(id.to_owned()));
+    }
     let pipeline = load(txn, &done.pipeline_name, Some(done.revision)).await?;
     Ok(Some(Written {
         pipeline,
@@ -510,11 +526,13 @@ async fn replay(
 async fn remember(
     txn: &DatabaseTransaction,
     request_id: Option<&str>,
+    fingerprint: &str,
     written: &Written,
 ) -> Result<(), StoreError> {
     let Some(id) = request_id else { return Ok(()) };
     request::ActiveModel {
         request_id: Set(id.to_owned()),
+        fingerprint: Set(fingerprint.to_owned()),
         pipeline_name: Set(written.pipeline.name.clone()),
         revision: Set(written.pipeline.revision.revision),
         created: Set(written.created),

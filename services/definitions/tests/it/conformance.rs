@@ -41,7 +41,10 @@ fn missing_secrets_detection_is_a_required_failure() {
 
 #[test]
 fn sast_without_threshold_is_not_gating() {
-    let yaml = application().replace("sast: {critical: 0, high: 0}", "sast: {}");
+    let yaml = application().replace(
+        "sast: {critical: 0, high: 0}",
+        "sast: {critical: null, high: null}",
+    );
     let report = report_for(&yaml);
     assert_eq!(failed(&report), pairs(&[("build.sast", "spec.gates.sast")]));
 }
@@ -57,7 +60,7 @@ fn rebuilding_after_build_stage_fails() {
         .iter()
         .find(|r| r.rule_id == "pipeline.build-once")
         .expect("rule");
-    assert_eq!(r.field, "spec.stages[1].actions[0].kind");
+    assert_eq!(r.field, "spec.stages[1].actions[2].kind");
     assert!(r.line > 0, "located in the YAML: {r:?}");
 }
 
@@ -92,8 +95,8 @@ fn production_without_approval_fails() {
 #[test]
 fn gamma_must_span_production_regions() {
     let yaml = application().replace(
-        "regions: [us-east-1, eu-west-1]\n      role: deployer\n    - name: prod",
-        "regions: [us-east-1]\n      role: deployer\n    - name: prod",
+        "account: \"400000000000\"\n      regions: [us-east-1, eu-west-1]",
+        "account: \"400000000000\"\n      regions: [us-east-1, eu-west-1, ap-south-1]",
     );
     let report = report_for(&yaml);
     assert_eq!(
@@ -105,8 +108,8 @@ fn gamma_must_span_production_regions() {
 #[test]
 fn shared_accounts_fail() {
     let yaml = application().replace(
-        "account: \"300000000000\"\n      regions",
-        "account: \"200000000000\"\n      regions",
+        "toolingAccount: \"100000000000\"",
+        "toolingAccount: \"200000000000\"",
     );
     let ids: Vec<_> = failed(&report_for(&yaml))
         .into_iter()
@@ -140,17 +143,11 @@ fn production_without_alarms_fails_and_recommendations_warn() {
 
 #[test]
 fn stages_out_of_order_fail() {
-    // Swap the beta and gamma environments of their stages.
+    // Swap the tiers of the beta and gamma environments.
     let yaml = application()
-        .replace(
-            "- name: beta\n      environment: beta",
-            "- name: beta\n      environment: GAMMA_ENV",
-        )
-        .replace(
-            "- name: gamma\n      environment: gamma",
-            "- name: gamma\n      environment: beta",
-        )
-        .replace("GAMMA_ENV", "gamma");
+        .replace("tier: beta", "tier: TIER")
+        .replace("tier: gamma", "tier: beta")
+        .replace("tier: TIER", "tier: gamma");
     let ids: Vec<_> = failed(&report_for(&yaml))
         .into_iter()
         .map(|(id, _)| id)

@@ -567,3 +567,26 @@ on_every_backend!(concurrent_applies_get_distinct_revisions, |server| {
         "each revision holds a different spec"
     );
 });
+
+on_every_backend!(
+    a_request_id_cannot_be_reused_for_another_request,
+    |server| {
+        let c = &mut server.client;
+        let yaml = template(PipelineType::Application, "shop", "retail");
+        let mut first = apply(&yaml);
+        first.request_id = "req-9".into();
+        c.apply_pipeline(first).await.expect("apply");
+        let mut other = apply(&yaml.replace("bakeTime: 2h", "bakeTime: 5h"));
+        other.request_id = "req-9".into();
+        let reused = c.apply_pipeline(other).await.expect_err("reused id");
+        assert_eq!(reused.code(), Code::InvalidArgument);
+        assert_eq!(
+            reused
+                .get_details_bad_request()
+                .expect("br")
+                .field_violations[0]
+                .field,
+            "request_id"
+        );
+    }
+);

@@ -1,5 +1,7 @@
 //! Integration tests of the definitions service: one binary for the crate.
 
+#![allow(clippy::unwrap_used)] // test inputs are built by the tests themselves
+
 mod conformance;
 mod grpc;
 mod spec_invalid;

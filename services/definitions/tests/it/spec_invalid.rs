@@ -520,3 +520,16 @@ fn refuses_multiple_documents() {
     let errors = yaml_errors(b"a: 1\n---\nb: 2\n");
     assert_eq!(errors.len(), 1, "{errors:?}");
 }
+
+#[test]
+fn duplicate_keys_are_refused_in_yaml_and_json() {
+    let yaml = yaml_errors(b"apiVersion: conveyor/v1\napiVersion: conveyor/v1\n");
+    assert!(yaml[0].message.contains("duplicate"), "{yaml:?}");
+    let json = spec::load(br#"{"kind": "Pipeline", "kind": "Job"}"#, Format::Json)
+        .err()
+        .unwrap_or_default();
+    assert!(
+        json[0].message.starts_with("invalid JSON") && json[0].message.contains("duplicate"),
+        "{json:?}"
+    );
+}

@@ -78,6 +78,7 @@ impl MigrationTrait for Migration {
                     .table(PipelineRequests::Table)
                     .if_not_exists()
                     .col(string(PipelineRequests::RequestId).primary_key())
+                    .col(string(PipelineRequests::Fingerprint))
                     .col(string(PipelineRequests::PipelineName))
                     .col(big_integer(PipelineRequests::Revision))
                     .col(boolean(PipelineRequests::Created))
@@ -137,6 +138,7 @@ enum PipelineRevisions {
 enum PipelineRequests {
     Table,
     RequestId,
+    Fingerprint,
     PipelineName,
     Revision,
     Created,

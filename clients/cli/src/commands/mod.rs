@@ -1,0 +1,10 @@
+pub mod dev;
+pub mod pipeline;
+
+use crate::output::OutputFormat;
+
+/// What every command gets from the global flags.
+pub struct Context {
+    pub endpoint: String,
+    pub output: OutputFormat,
+}

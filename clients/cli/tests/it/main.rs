@@ -1,0 +1,271 @@
+//! The `conveyor` binary, run as a real process: offline commands, and
+//! `conveyor dev` serving the others over a real socket.
+
+#![allow(clippy::unwrap_used)] // test inputs are built by the tests themselves
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn conveyor() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_conveyor"));
+    cmd.env_remove("CONVEYOR_ENDPOINT").env("USER", "tester");
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run conveyor")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn init(dir: &Path, kind: &str, name: &str) -> std::path::PathBuf {
+    let path = dir.join(format!("{name}.yaml"));
+    let o = run(conveyor()
+        .args([
+            "pipeline",
+            "init",
+            "--type",
+            kind,
+            "--name",
+            name,
+            "--project",
+            "retail",
+            "-f",
+        ])
+        .arg(&path));
+    assert!(o.status.success(), "{}", stderr(&o));
+    path
+}
+
+#[test]
+fn init_then_validate_every_type() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for kind in [
+        "application",
+        "compute-image",
+        "account-fleet",
+        "machine-learning",
+        "dynamic-configuration",
+    ] {
+        let path = init(dir.path(), kind, "demo");
+        let o = run(conveyor().args(["pipeline", "validate", "-f"]).arg(&path));
+        assert!(o.status.success(), "{kind}: {}{}", stdout(&o), stderr(&o));
+        assert!(stdout(&o).contains("valid (score 100.0"), "{}", stdout(&o));
+    }
+    let json = run(conveyor().args(["pipeline", "init", "--type", "application", "-o", "json"]));
+    let parsed: serde_json::Value =
+        serde_json::from_slice(&json.stdout).expect("init -o json is JSON");
+    assert_eq!(parsed["spec"]["type"], "application");
+}
+
+#[test]
+fn validate_exits_1_and_names_the_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = init(dir.path(), "application", "shop");
+    let text = std::fs::read_to_string(&path)
+        .expect("read")
+        .replace("needs: [compile]", "needs: [nope]");
+    std::fs::write(&path, text).expect("write");
+    let o = run(conveyor().args(["pipeline", "validate", "-f"]).arg(&path));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("spec.stages[0].actions[1].needs[0] (line "),
+        "{}",
+        stdout(&o)
+    );
+
+    let o = run(conveyor()
+        .args(["pipeline", "validate", "-o", "json", "-f"])
+        .arg(&path));
+    assert_eq!(o.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(report["valid"], false);
+    assert_eq!(
+        report["errors"][0]["field"],
+        "spec.stages[0].actions[1].needs[0]"
+    );
+
+    let missing = run(conveyor().args(["pipeline", "validate", "-f", "/nonexistent.yaml"]));
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        stderr(&missing).contains("cannot read"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
+/// `conveyor dev` on a free port, stopped on drop.
+struct Dev {
+    child: Child,
+    endpoint: String,
+    _data: tempfile::TempDir,
+}
+
+impl Dev {
+    fn start() -> Dev {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let data = tempfile::tempdir().expect("tempdir");
+        let child = conveyor()
+            .args([
+                "dev",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(data.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start conveyor dev");
+        let dev = Dev {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            _data: data,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let o = run(dev.cli().args(["pipeline", "list"]));
+            if o.status.success() {
+                return dev;
+            }
+            #[allow(clippy::disallowed_methods)] // a synchronous test, no runtime to block
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("conveyor dev did not start");
+    }
+
+    fn cli(&self) -> Command {
+        let mut cmd = conveyor();
+        cmd.args(["--endpoint", &self.endpoint]);
+        cmd
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn apply_get_list_revisions_delete_against_conveyor_dev() {
+    let dev = Dev::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = init(dir.path(), "application", "shop");
+
+    let o = run(dev
+        .cli()
+        .args(["pipeline", "apply", "-m", "first"])
+        .arg("-f")
+        .arg(&path));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "pipelines/shop created (revision 1)");
+    let o = run(dev.cli().args(["pipeline", "apply"]).arg("-f").arg(&path));
+    assert_eq!(stdout(&o).trim(), "pipelines/shop unchanged (revision 1)");
+
+    let changed = std::fs::read_to_string(&path)
+        .expect("read")
+        .replace("bakeTime: 2h", "bakeTime: 4h");
+    std::fs::write(&path, changed).expect("write");
+    let o = run(dev
+        .cli()
+        .args(["pipeline", "apply", "-m", "longer bake"])
+        .arg("-f")
+        .arg(&path));
+    assert_eq!(stdout(&o).trim(), "pipelines/shop updated (revision 2)");
+
+    let o = run(dev.cli().args(["pipeline", "list"]));
+    let out = stdout(&o);
+    assert!(
+        out.lines().next().is_some_and(|h| h.starts_with("NAME")),
+        "{out}"
+    );
+    assert!(out.contains("shop") && out.contains("application"), "{out}");
+
+    let o = run(dev.cli().args(["-o", "json", "pipeline", "get", "shop"]));
+    let p: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(p["revision"]["revision"], 2);
+    assert_eq!(p["revision"]["author"], "tester");
+    assert_eq!(
+        p["revision"]["canonicalSpec"]["spec"]["stages"][3]["deployment"]["bakeTime"],
+        "4h"
+    );
+
+    let o = run(dev
+        .cli()
+        .args(["pipeline", "get", "shop", "--revision", "1", "--source"]));
+    assert!(stdout(&o).contains("bakeTime: 2h"), "{}", stdout(&o));
+
+    let o = run(dev
+        .cli()
+        .args(["-o", "json", "pipeline", "revisions", "shop"]));
+    let revisions: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let numbers: Vec<i64> = revisions
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|r| r["revision"].as_i64().unwrap_or(0))
+        .collect();
+    assert_eq!(numbers, vec![2, 1]);
+    assert_eq!(revisions[0]["message"], "longer bake");
+
+    // Bad input is refused with the field, and nothing changes.
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(&path)
+            .expect("read")
+            .replace("kind: sast", "kind: custom"),
+    )
+    .expect("write");
+    let o = run(dev.cli().args(["pipeline", "apply"]).arg("-f").arg(&bad));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("build.sast"), "{}", stderr(&o));
+    let o = run(dev
+        .cli()
+        .args(["pipeline", "apply", "--accept-non-conformance"])
+        .arg("-f")
+        .arg(&bad));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("warning: build.sast"), "{}", stdout(&o));
+
+    let o = run(dev.cli().args(["pipeline", "delete", "shop"]));
+    assert!(o.status.success());
+    let o = run(dev.cli().args(["pipeline", "get", "shop"]));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not found"), "{}", stderr(&o));
+}
+
+#[test]
+fn unreachable_endpoint_is_a_clear_error() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let o = run(conveyor().args([
+        "--endpoint",
+        &format!("http://127.0.0.1:{port}"),
+        "pipeline",
+        "list",
+    ]));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("cannot reach the control plane"),
+        "{}",
+        stderr(&o)
+    );
+}
