@@ -78,6 +78,8 @@ pub fn report_json(r: &pb::ConformanceReport) -> Value {
             "field": rule.field,
             "reference": rule.reference,
             "securityControl": rule.security_control,
+            "line": rule.line,
+            "column": rule.column,
         })).collect::<Vec<_>>(),
     })
 }

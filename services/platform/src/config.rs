@@ -11,8 +11,8 @@ use serde::de::DeserializeOwned;
 /// Loads a service configuration.
 ///
 /// `file` is read when given and must exist. Environment variables map to
-/// fields by name: `CONVEYOR_DATABASE_URL` sets `database_url`, and
-/// `CONVEYOR_SERVER__LISTEN` sets `server.listen`. `flags` holds only the
+/// fields by name: `CONVEYOR_DATABASE_URL` sets `database_url`, and a
+/// double underscore reaches into a nested table (`CONVEYOR_A__B` sets `a.b`). `flags` holds only the
 /// flags given on the command line (serialize `None` as absent).
 pub fn load<T>(file: Option<&Path>, flags: impl Serialize) -> Result<T, Box<figment::Error>>
 where

@@ -15,28 +15,27 @@ use sea_orm_migration::MigratorTrait;
 ///
 /// `schema` is the service's Postgres schema (created if missing); SQLite
 /// has one namespace per file and ignores it. A SQLite URL without `mode=`
-/// gets `mode=rwc`, so the file is created.
+/// gets `mode=rwc`, so the file is created. On Postgres, migrations run under
+/// an advisory lock, so replicas starting together migrate one at a time.
 pub async fn connect<M: MigratorTrait>(
     url: &str,
     schema: &str,
     max_connections: u32,
 ) -> Result<DatabaseConnection, DbErr> {
     let is_sqlite = url.starts_with("sqlite:");
-    let url = if is_sqlite && !url.contains("mode=") && !url.contains(":memory:") {
+    let in_memory = url.contains(":memory:");
+    let url = if is_sqlite && !url.contains("mode=") && !in_memory {
         format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
     } else {
         url.to_owned()
     };
     if !is_sqlite {
-        ensure_schema(&url, schema).await?;
+        migrate_postgres::<M>(&url, schema).await?;
     }
     let mut options = ConnectOptions::new(url.clone());
     options
-        .max_connections(if url.contains(":memory:") {
-            1
-        } else {
-            max_connections
-        })
+        // Each connection to an in-memory SQLite database is its own database.
+        .max_connections(if in_memory { 1 } else { max_connections })
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(5))
         .connect_timeout(Duration::from_secs(5))
@@ -51,21 +50,47 @@ pub async fn connect<M: MigratorTrait>(
         options.set_schema_search_path(schema.to_owned());
     }
     let db = Database::connect(options).await?;
-    M::up(&db, None).await?;
+    if is_sqlite {
+        M::up(&db, None).await?;
+    }
     Ok(db)
 }
 
-async fn ensure_schema(url: &str, schema: &str) -> Result<(), DbErr> {
+/// Creates the schema and migrates it on one connection that holds a
+/// session advisory lock keyed by the schema name.
+async fn migrate_postgres<M: MigratorTrait>(url: &str, schema: &str) -> Result<(), DbErr> {
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .max_connections(1)
         .connect_timeout(Duration::from_secs(5))
-        .sqlx_logging(false);
+        .sqlx_logging(false)
+        .set_schema_search_path(schema.to_owned());
     let db = Database::connect(options).await?;
+    let key = lock_key(schema);
+    db.execute_unprepared(&format!("SELECT pg_advisory_lock({key})")).await?;
     let quoted = schema.replace('"', "\"\"");
-    db.execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{quoted}\""))
-        .await?;
-    db.close().await
+    let migrated = async {
+        db.execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{quoted}\""))
+            .await?;
+        M::up(&db, None).await
+    }
+    .await;
+    let unlocked = db
+        .execute_unprepared(&format!("SELECT pg_advisory_unlock({key})"))
+        .await;
+    db.close().await?;
+    migrated?;
+    unlocked.map(|_| ())
+}
+
+/// A stable advisory-lock key per schema (FNV-1a).
+fn lock_key(schema: &str) -> i64 {
+    let hash = format!("conveyor-migrate:{schema}")
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    hash as i64
 }
 
 /// Whether an error means "try the transaction again": a serialization

@@ -99,7 +99,11 @@ fn otlp_provider(
         .build()?;
     Ok(SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
-        .with_resource(Resource::builder().with_service_name(service).build())
+        .with_resource(match std::env::var("OTEL_SERVICE_NAME") {
+            // The builder's environment detector already applied it.
+            Ok(name) if !name.is_empty() => Resource::builder().build(),
+            _ => Resource::builder().with_service_name(service).build(),
+        })
         .build())
 }
 

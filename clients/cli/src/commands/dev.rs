@@ -14,7 +14,7 @@ use conveyor_platform::telemetry::{self, LogFormat};
 #[derive(Args)]
 pub struct DevArgs {
     /// Address for every gRPC service.
-    #[arg(long, env = "CONVEYOR_LISTEN", default_value = "127.0.0.1:7700")]
+    #[arg(long, default_value = "127.0.0.1:7700")]
     listen: SocketAddr,
     /// Where the embedded database and artifacts live.
     #[arg(long, env = "CONVEYOR_DATA_DIR", default_value = ".conveyor")]

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
+use conveyor_api::client::RetryPolicy;
 use conveyor_api::common::v1::SpecFormat;
 use conveyor_api::definitions::v1 as pb;
 use conveyor_api::definitions::v1::pipeline_service_client::PipelineServiceClient;
@@ -34,6 +35,8 @@ pub enum PipelineCommand {
     Revisions(NameArgs),
     /// Delete a pipeline and all its revisions.
     Delete(NameArgs),
+    /// Print the JSON Schema of the pipeline file format.
+    Schema,
 }
 
 #[derive(Args)]
@@ -139,6 +142,10 @@ pub async fn run(ctx: &Context, command: PipelineCommand) -> anyhow::Result<Exit
         PipelineCommand::List(args) => list(ctx, args).await,
         PipelineCommand::Revisions(args) => revisions(ctx, args).await,
         PipelineCommand::Delete(args) => delete(ctx, args).await,
+        PipelineCommand::Schema => {
+            print!("{}", conveyor_definitions::spec::json_schema());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -250,8 +257,13 @@ async fn apply(ctx: &Context, args: ApplyArgs) -> anyhow::Result<ExitCode> {
         accept_non_conformance: args.accept_non_conformance,
         request_id: uuid_like(),
     };
-    let applied = client(ctx)?
-        .apply_pipeline(request)
+    // The request id makes the retry of a call whose answer was lost harmless.
+    let client = client(ctx)?;
+    let applied = RetryPolicy::default()
+        .run(|| {
+            let (mut client, request) = (client.clone(), request.clone());
+            async move { client.apply_pipeline(request).await }
+        })
         .await
         .map_err(to_anyhow)?
         .into_inner();
@@ -276,8 +288,13 @@ async fn apply(ctx: &Context, args: ApplyArgs) -> anyhow::Result<ExitCode> {
                 .and_then(|r| r.conformance.as_ref())
             {
                 for rule in report.rules.iter().filter(|r| !r.passed) {
+                    let level = if rule.severity == pb::RuleSeverity::Error as i32 {
+                        "error (accepted)"
+                    } else {
+                        "warning"
+                    };
                     println!(
-                        "  warning: {} {}: {}",
+                        "  {level}: {} {}: {}",
                         rule.rule_id, rule.field, rule.message
                     );
                 }

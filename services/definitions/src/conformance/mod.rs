@@ -26,6 +26,7 @@ pub enum Severity {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RuleResult {
     pub rule_id: String,
     pub severity: Severity,
@@ -39,11 +40,12 @@ pub struct RuleResult {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Report {
     pub rules: Vec<RuleResult>,
     /// Passed weight over total weight, 0 to 100; errors weigh 3, warnings 1.
     pub score: f64,
-    /// Passed security controls over all security controls of the type, 0 to 100.
+    /// Passed required (error) security controls over all of them, 0 to 100.
     pub security_control_automation_percent: f64,
     pub required_failures: u32,
     pub recommended_failures: u32,

@@ -64,3 +64,17 @@ impl<'de> Deserialize<'de> for Dur {
         d.deserialize_str(V)
     }
 }
+
+impl schemars::JsonSchema for Dur {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^\\s*([0-9]+\\s*[a-zA-Z]+\\s*)+$",
+            "description": "A duration such as \"90s\", \"10m\" or \"1h30m\"; at most 30 days.",
+        })
+    }
+}

@@ -107,6 +107,20 @@ pub fn load(content: &[u8], format: Format) -> Result<ValidSpec, Vec<SpecError>>
     })
 }
 
+/// The JSON Schema of the document format (`docs/pipeline.schema.json`).
+///
+/// It describes shape and types; the limits and cross-field rules of
+/// structural validation (unique names, `needs` references, ...) are not
+/// expressible in it and are checked by [`load`].
+pub fn json_schema() -> String {
+    let mut schema = schemars::SchemaGenerator::default().into_root_schema_for::<Document>();
+    schema.insert("$id".to_owned(), "https://conveyor.dev/schemas/pipeline/v1".into());
+    schema.insert("title".to_owned(), "Conveyor pipeline (conveyor/v1)".into());
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
 /// Reads a canonical spec back, as stored on a revision.
 pub fn from_canonical(canonical: &str) -> Result<Document, serde_json::Error> {
     serde_json::from_str(canonical)

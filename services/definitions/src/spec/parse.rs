@@ -1,17 +1,16 @@
 //! Turning a YAML or JSON document into a [`Document`], with every error
 //! naming its field path and, where known, its line and column.
 //!
-//! Parsing is two passes over bounded input: the text becomes a JSON value
-//! (YAML through serde-saphyr with a strict budget against alias bombs and
-//! deep nesting), then the value becomes the typed document through
-//! `serde_path_to_error`, which names the failing field. A third, cheap pass
-//! records where each field sits in the text, so errors found after parsing
-//! can point at a line too.
-
-use std::collections::HashMap;
+//! One pass of serde-saphyr, under a strict budget against alias bombs and
+//! deep nesting, turns the text into a tree that keeps each node's position
+//! (JSON is YAML, so JSON goes the same way after a syntax check that gives
+//! JSON-flavoured messages). The tree becomes a JSON value, and the value
+//! becomes the typed document through `serde_path_to_error`, which names the
+//! failing field. The tree stays behind as [`Locations`], so errors found
+//! later can point at a line too.
 
 use serde::Deserialize;
-use serde::de::{self, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use serde_saphyr::{Budget, Options, Spanned};
 
@@ -23,7 +22,6 @@ pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 /// Deepest nesting accepted; the schema itself needs about 8.
 pub const MAX_DEPTH: usize = 32;
 
-/// Parses a document; on failure returns the errors, each with a field path.
 pub fn parse(content: &[u8], format: Format) -> Result<(Document, Locations), Vec<SpecError>> {
     if content.len() > MAX_DOCUMENT_BYTES {
         return Err(vec![SpecError::new(
@@ -46,12 +44,16 @@ pub fn parse(content: &[u8], format: Format) -> Result<(Document, Locations), Ve
     if text.trim().is_empty() {
         return Err(vec![SpecError::new("", "document is empty")]);
     }
-    let format = format.resolve(text);
-    let value = match format {
-        Format::Json => parse_json(text)?,
-        Format::Yaml | Format::Auto => parse_yaml(text)?,
+    let language = match format.resolve(text) {
+        Format::Json => {
+            check_json_syntax(text)?;
+            "JSON"
+        }
+        Format::Yaml | Format::Auto => "YAML",
     };
-    let locations = Locations::index(text);
+    let tree = parse_tree(text, language)?;
+    let value = to_value(&tree.value);
+    let locations = Locations { tree };
     let document: Document = serde_path_to_error::deserialize(&value).map_err(|e| {
         let mut field = field_path(e.path());
         let message = e.inner().to_string();
@@ -85,9 +87,28 @@ fn options() -> Options {
     options
 }
 
-fn parse_yaml(text: &str) -> Result<Value, Vec<SpecError>> {
-    serde_saphyr::from_str_with_options::<Value>(text, options()).map_err(|e| {
-        let mut err = SpecError::new("", format!("invalid YAML: {}", first_line(&e.to_string())));
+/// serde_json's syntax errors read better for JSON than a YAML parser's.
+fn check_json_syntax(text: &str) -> Result<(), Vec<SpecError>> {
+    serde_json::from_str::<IgnoredAny>(text).map(|_| ()).map_err(|e| {
+        let mut err = SpecError::new("", format!("invalid JSON: {e}"));
+        err.line = clamp(e.line() as u64);
+        err.column = clamp(e.column() as u64);
+        vec![err]
+    })
+}
+
+fn parse_tree(text: &str, language: &str) -> Result<Spanned<Node>, Vec<SpecError>> {
+    serde_saphyr::from_str_with_options::<Spanned<Node>>(text, options()).map_err(|e| {
+        let detail = e.to_string();
+        let detail = first_line(&detail);
+        let message = if detail.contains("budget breached: Depth") {
+            format!("invalid {language}: document nests deeper than {MAX_DEPTH} levels")
+        } else if detail.contains("budget breached") {
+            format!("invalid {language}: document exceeds a parser limit ({detail})")
+        } else {
+            format!("invalid {language}: {detail}")
+        };
+        let mut err = SpecError::new("", message);
         if let Some(loc) = e.location() {
             err.line = clamp(loc.line());
             err.column = clamp(loc.column());
@@ -96,38 +117,16 @@ fn parse_yaml(text: &str) -> Result<Value, Vec<SpecError>> {
     })
 }
 
-fn parse_json(text: &str) -> Result<Value, Vec<SpecError>> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    // serde_json refuses nesting deeper than 128 on its own; check ours after.
-    let value = Value::deserialize(&mut de).and_then(|v| de.end().map(|()| v));
-    let value = value.map_err(|e| {
-        let mut err = SpecError::new("", format!("invalid JSON: {e}"));
-        err.line = clamp(e.line() as u64);
-        err.column = clamp(e.column() as u64);
-        vec![err]
-    })?;
-    if depth(&value) > MAX_DEPTH {
-        return Err(vec![SpecError::new(
-            "",
-            format!("document nests deeper than {MAX_DEPTH} levels"),
-        )]);
-    }
-    // serde_json keeps the last of duplicate keys; JSON is YAML, and the YAML
-    // parser refuses them, so both formats treat duplicates alike.
-    parse_yaml(text).map_err(|mut errors| {
-        for e in &mut errors {
-            e.message = e.message.replacen("invalid YAML", "invalid JSON", 1);
-        }
-        errors
-    })?;
-    Ok(value)
-}
-
-fn depth(value: &Value) -> usize {
-    match value {
-        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
-        Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
-        _ => 0,
+fn to_value(node: &Node) -> Value {
+    match node {
+        Node::Map(entries) => Value::Object(
+            entries
+                .iter()
+                .map(|(k, v)| (k.clone(), to_value(&v.value)))
+                .collect(),
+        ),
+        Node::Seq(items) => Value::Array(items.iter().map(|v| to_value(&v.value)).collect()),
+        Node::Scalar(v) => v.clone(),
     }
 }
 
@@ -158,72 +157,66 @@ fn field_path(path: &serde_path_to_error::Path) -> String {
     out
 }
 
-/// Where each field path sits in the source text.
-#[derive(Debug, Default, Clone)]
+/// Where each field sits in the source text: the parsed tree, searched by
+/// field path only when an error needs a position.
+#[derive(Debug, Clone)]
 pub struct Locations {
-    by_path: HashMap<String, (u32, u32)>,
+    tree: Spanned<Node>,
 }
 
 impl Locations {
-    /// Indexes a document that already parsed; indexing never fails, it
-    /// just knows fewer positions.
-    pub fn index(text: &str) -> Self {
-        let mut by_path = HashMap::new();
-        if let Ok(root) = serde_saphyr::from_str_with_options::<Spanned<Node>>(text, options()) {
-            walk(&root, String::new(), &mut by_path);
-        }
-        Locations { by_path }
-    }
-
     /// Fills in the error's line and column from its field path, falling
     /// back to the nearest enclosing field that has a position.
     pub fn locate(&self, mut err: SpecError) -> SpecError {
         if err.line != 0 {
             return err;
         }
-        let mut path = err.field.as_str();
-        loop {
-            if let Some(&(line, column)) = self.by_path.get(path) {
-                err.line = line;
-                err.column = column;
-                return err;
-            }
-            match path.rfind(['.', '[']) {
-                Some(cut) => path = &path[..cut],
-                None => return err,
+        let mut node = &self.tree;
+        let mut found = (node.referenced.line(), node.referenced.column());
+        for segment in segments(&err.field) {
+            let child = match (&node.value, segment) {
+                (Node::Map(entries), Segment::Key(key)) => {
+                    entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+                }
+                (Node::Seq(items), Segment::Index(i)) => items.get(i),
+                _ => None,
+            };
+            let Some(child) = child else { break };
+            node = child;
+            if node.referenced.line() > 0 {
+                found = (node.referenced.line(), node.referenced.column());
             }
         }
+        err.line = clamp(found.0);
+        err.column = clamp(found.1);
+        err
     }
 }
 
-fn walk(node: &Spanned<Node>, path: String, out: &mut HashMap<String, (u32, u32)>) {
-    let loc = &node.referenced;
-    out.insert(path.clone(), (clamp(loc.line()), clamp(loc.column())));
-    match &node.value {
-        Node::Map(entries) => {
-            for (key, child) in entries {
-                let child_path = if path.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{path}.{key}")
-                };
-                walk(child, child_path, out);
-            }
-        }
-        Node::Seq(items) => {
-            for (i, child) in items.iter().enumerate() {
-                walk(child, format!("{path}[{i}]"), out);
-            }
-        }
-        Node::Leaf => {}
-    }
+enum Segment<'a> {
+    Key(&'a str),
+    Index(usize),
 }
 
-/// A YAML tree that keeps only structure, for [`Locations`].
+/// `a.b[2].c` as `Key(a) Key(b) Index(2) Key(c)`.
+fn segments(path: &str) -> impl Iterator<Item = Segment<'_>> {
+    path.split('.').flat_map(|part| {
+        let (key, indices) = part.split_once('[').unwrap_or((part, ""));
+        let key = (!key.is_empty()).then_some(Segment::Key(key));
+        let indices = indices
+            .split('[')
+            .filter_map(|i| i.trim_end_matches(']').parse().ok())
+            .map(Segment::Index);
+        key.into_iter().chain(indices)
+    })
+}
+
+/// A YAML tree that keeps each node's position.
+#[derive(Debug, Clone)]
 enum Node {
     Map(Vec<(String, Spanned<Node>)>),
     Seq(Vec<Spanned<Node>>),
-    Leaf,
+    Scalar(Value),
 }
 
 impl<'de> Deserialize<'de> for Node {
@@ -257,26 +250,32 @@ impl<'de> Visitor<'de> for NodeVisitor {
         Ok(Node::Seq(items))
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<Node, E> {
-        Ok(Node::Leaf)
+    fn visit_bool<E>(self, v: bool) -> Result<Node, E> {
+        Ok(Node::Scalar(Value::Bool(v)))
     }
-    fn visit_i64<E>(self, _: i64) -> Result<Node, E> {
-        Ok(Node::Leaf)
+    fn visit_i64<E>(self, v: i64) -> Result<Node, E> {
+        Ok(Node::Scalar(Value::from(v)))
     }
-    fn visit_u64<E>(self, _: u64) -> Result<Node, E> {
-        Ok(Node::Leaf)
+    fn visit_u64<E>(self, v: u64) -> Result<Node, E> {
+        Ok(Node::Scalar(Value::from(v)))
     }
-    fn visit_f64<E>(self, _: f64) -> Result<Node, E> {
-        Ok(Node::Leaf)
+    fn visit_f64<E>(self, v: f64) -> Result<Node, E> {
+        Ok(Node::Scalar(Value::from(v)))
     }
-    fn visit_str<E>(self, _: &str) -> Result<Node, E> {
-        Ok(Node::Leaf)
+    fn visit_str<E>(self, v: &str) -> Result<Node, E> {
+        Ok(Node::Scalar(Value::String(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Node, E> {
+        Ok(Node::Scalar(Value::String(v)))
     }
     fn visit_unit<E>(self) -> Result<Node, E> {
-        Ok(Node::Leaf)
+        Ok(Node::Scalar(Value::Null))
     }
     fn visit_none<E>(self) -> Result<Node, E> {
-        Ok(Node::Leaf)
+        Ok(Node::Scalar(Value::Null))
+    }
+    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+        d.deserialize_any(NodeVisitor)
     }
 }
 

@@ -22,7 +22,16 @@ pub mod pipeline {
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
+    pub enum Relation {
+        #[sea_orm(has_many = "super::revision::Entity")]
+        Revision,
+    }
+
+    impl Related<super::revision::Entity> for Entity {
+        fn to() -> RelationDef {
+            Relation::Revision.def()
+        }
+    }
 
     impl ActiveModelBehavior for ActiveModel {}
 }
@@ -54,7 +63,20 @@ pub mod revision {
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
+    pub enum Relation {
+        #[sea_orm(
+            belongs_to = "super::pipeline::Entity",
+            from = "Column::PipelineId",
+            to = "super::pipeline::Column::Id"
+        )]
+        Pipeline,
+    }
+
+    impl Related<super::pipeline::Entity> for Entity {
+        fn to() -> RelationDef {
+            Relation::Pipeline.def()
+        }
+    }
 
     impl ActiveModelBehavior for ActiveModel {}
 }

@@ -2,6 +2,7 @@
 //! one sea-orm implementation. Every mutation is one transaction that
 //! checks the state it expects (compare-and-set on the current revision).
 
+mod cache;
 mod entities;
 mod migration;
 mod records;
@@ -85,14 +86,21 @@ pub struct ListFilter {
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    revisions: std::sync::Arc<cache::RevisionCache>,
 }
+
+/// Revisions kept in memory per process.
+const CACHED_REVISIONS: usize = 4096;
 
 impl Store {
     /// Connects and migrates. `url` is `postgres://...` or `sqlite://path`.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, DbErr> {
         let db =
             conveyor_platform::database::connect::<Migrator>(url, SCHEMA, max_connections).await?;
-        Ok(Store { db })
+        Ok(Store {
+            db,
+            revisions: std::sync::Arc::new(cache::RevisionCache::new(CACHED_REVISIONS)),
+        })
     }
 
     /// An empty in-memory SQLite store.
@@ -175,7 +183,7 @@ impl Store {
         name: &str,
         revision: Option<i64>,
     ) -> Result<PipelineRecord, StoreError> {
-        load(&self.db, name, revision).await
+        load(&self.db, &self.revisions, name, revision).await
     }
 
     /// Pipelines ordered by name, after `after`, at most `limit`.
@@ -222,6 +230,7 @@ impl Store {
                 let rev = revisions.remove(&p.id).ok_or_else(|| {
                     StoreError::Corrupt(format!("pipeline {:?} has no current revision", p.name))
                 })?;
+                let rev = records::revision_record(&p.name, rev)?;
                 records::pipeline_record(p, rev)
             })
             .collect()
@@ -330,8 +339,11 @@ async fn find_pipeline<C: sea_orm::ConnectionTrait>(
         .await?)
 }
 
+/// A pipeline with one revision: one small query for the pipeline row,
+/// and the revision from the cache when it was read before.
 async fn load<C: sea_orm::ConnectionTrait>(
     db: &C,
+    cache: &cache::RevisionCache,
     name: &str,
     revision: Option<i64>,
 ) -> Result<PipelineRecord, StoreError> {
@@ -339,16 +351,22 @@ async fn load<C: sea_orm::ConnectionTrait>(
         .await?
         .ok_or_else(|| StoreError::NotFound(name.to_owned()))?;
     let number = revision.unwrap_or(p.current_revision);
-    let rev = revision::Entity::find()
-        .filter(revision::Column::PipelineId.eq(p.id))
-        .filter(revision::Column::Revision.eq(number))
-        .one(db)
-        .await?
-        .ok_or_else(|| StoreError::RevisionNotFound {
-            pipeline: name.to_owned(),
-            revision: number,
-        })?;
-    records::pipeline_record(p, rev)
+    let rev = match cache.get(p.id, number) {
+        Some(rev) => rev,
+        None => {
+            let model = revision::Entity::find()
+                .filter(revision::Column::PipelineId.eq(p.id))
+                .filter(revision::Column::Revision.eq(number))
+                .one(db)
+                .await?
+                .ok_or_else(|| StoreError::RevisionNotFound {
+                    pipeline: name.to_owned(),
+                    revision: number,
+                })?;
+            cache.insert(p.id, records::revision_record(&p.name, model)?)
+        }
+    };
+    records::pipeline_record(p, (*rev).clone())
 }
 
 fn check_etag(current: &pipeline::Model, etag: Option<&str>) -> Result<(), StoreError> {
@@ -395,7 +413,7 @@ async fn insert_pipeline(
     };
     let rev = insert_revision(txn, p.id, 1, &new, now).await?;
     Ok(Written {
-        pipeline: records::pipeline_record(p, rev)?,
+        pipeline: records::pipeline_record(p.clone(), records::revision_record(&p.name, rev)?)?,
         created: true,
         revision_created: true,
     })
@@ -421,7 +439,10 @@ async fn append_revision(
         })?;
     if head.spec_sha256 == new.spec_sha256 {
         return Ok(Written {
-            pipeline: records::pipeline_record(current, head)?,
+            pipeline: records::pipeline_record(
+                current.clone(),
+                records::revision_record(&current.name, head)?,
+            )?,
             created: false,
             revision_created: false,
         });
@@ -460,7 +481,7 @@ async fn append_revision(
         ..current
     };
     Ok(Written {
-        pipeline: records::pipeline_record(p, rev)?,
+        pipeline: records::pipeline_record(p.clone(), records::revision_record(&p.name, rev)?)?,
         created: false,
         revision_created: true,
     })
@@ -515,7 +536,9 @@ async fn replay(
     if done.fingerprint != fingerprint {
         return Err(StoreError::RequestIdReused(id.to_owned()));
     }
-    let pipeline = load(txn, &done.pipeline_name, Some(done.revision)).await?;
+    // Replays are rare; read through without caching.
+    let uncached = cache::RevisionCache::new(0);
+    let pipeline = load(txn, &uncached, &done.pipeline_name, Some(done.revision)).await?;
     Ok(Some(Written {
         pipeline,
         created: done.created,

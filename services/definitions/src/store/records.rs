@@ -84,14 +84,13 @@ pub(super) fn labels_json(labels: &BTreeMap<String, String>) -> String {
 
 pub(super) fn pipeline_record(
     p: pipeline::Model,
-    rev: revision::Model,
+    revision: RevisionRecord,
 ) -> Result<PipelineRecord, StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("pipeline {:?}: {what}", p.name));
     let pipeline_type =
         PipelineType::parse(&p.pipeline_type).ok_or_else(|| corrupt("unknown pipeline type"))?;
     let labels =
         serde_json::from_str(&p.labels).map_err(|_| corrupt("labels are not a JSON object"))?;
-    let revision = revision_record(&p.name, rev)?;
     Ok(PipelineRecord {
         name: p.name,
         project: p.project,

@@ -533,3 +533,53 @@ fn duplicate_keys_are_refused_in_yaml_and_json() {
         "{json:?}"
     );
 }
+
+/// A cheap, deterministic cousin of the cargo-fuzz target (`fuzz/`): random
+/// edits of real documents must never panic the parser, the validator or the
+/// conformance rules.
+#[test]
+fn mutated_documents_never_panic() {
+    use conveyor_definitions::conformance;
+    use conveyor_definitions::spec::PipelineType;
+    use conveyor_definitions::templates;
+
+    let seeds: Vec<Vec<u8>> = PipelineType::ALL
+        .into_iter()
+        .flat_map(|t| [Format::Yaml, Format::Json].map(|f| templates::render(t, "a", "b", f).expect("template").into_bytes()))
+        .collect();
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    const SPECIAL: &[u8] = b":-[]{}&*!|>'\"\n #,?%@`\t\\0";
+    let mut parsed = 0;
+    for i in 0..1500 {
+        let mut doc = seeds[i % seeds.len()].clone();
+        for _ in 0..=next() % 6 {
+            let len = doc.len().max(1) as u64;
+            let at = (next() % len) as usize;
+            match next() % 4 {
+                0 => doc.insert(at.min(doc.len()), SPECIAL[(next() % SPECIAL.len() as u64) as usize]),
+                1 if !doc.is_empty() => {
+                    let end = (at + (next() % 40) as usize).min(doc.len());
+                    doc.drain(at..end);
+                }
+                2 if !doc.is_empty() => doc[at] = next() as u8,
+                _ => {
+                    let end = (at + (next() % 80) as usize).min(doc.len());
+                    let copy = doc[at..end].to_vec();
+                    let to = (next() % len) as usize;
+                    doc.splice(to.min(doc.len())..to.min(doc.len()), copy);
+                }
+            }
+        }
+        if let Ok(valid) = spec::load(&doc, Format::Auto) {
+            parsed += 1;
+            let _ = conformance::check(&valid.document, &valid.locations);
+        }
+    }
+    assert!(parsed > 0, "some mutations should still parse");
+}

@@ -50,3 +50,29 @@ fn canonical_form_ignores_comments_order_and_defaults() {
     let b = spec::load(b.as_bytes(), Format::Yaml).expect("b");
     assert_eq!(a.sha256, b.sha256);
 }
+
+#[test]
+fn json_schema_file_is_current() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/pipeline.schema.json");
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        committed == spec::json_schema(),
+        "docs/pipeline.schema.json is stale; regenerate it with\n  cargo run -p conveyor-cli -- pipeline schema > docs/pipeline.schema.json"
+    );
+}
+
+#[test]
+fn every_example_is_valid_and_conforms() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
+    let mut seen = Vec::new();
+    for t in PipelineType::ALL {
+        let path = format!("{root}/{}/pipeline.yaml", t.as_str());
+        let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let valid = spec::load(&text, Format::Yaml).unwrap_or_else(|e| panic!("{path}: {e:?}"));
+        assert_eq!(valid.document.spec.pipeline_type, t, "{path}");
+        let report = conformance::check(&valid.document, &valid.locations);
+        assert!(report.conforms(), "{path}: {:?}", report.failures().collect::<Vec<_>>());
+        seen.push(t);
+    }
+    assert_eq!(seen.len(), 5);
+}
