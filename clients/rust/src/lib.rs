@@ -9,6 +9,7 @@ mod generated {
 pub use generated::conveyor::*;
 
 pub mod client;
+pub mod pipelines;
 
 /// The encoded file descriptor set of every Conveyor contract, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

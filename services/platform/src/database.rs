@@ -67,7 +67,8 @@ async fn migrate_postgres<M: MigratorTrait>(url: &str, schema: &str) -> Result<(
         .set_schema_search_path(schema.to_owned());
     let db = Database::connect(options).await?;
     let key = lock_key(schema);
-    db.execute_unprepared(&format!("SELECT pg_advisory_lock({key})")).await?;
+    db.execute_unprepared(&format!("SELECT pg_advisory_lock({key})"))
+        .await?;
     let quoted = schema.replace('"', "\"\"");
     let migrated = async {
         db.execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{quoted}\""))

@@ -28,6 +28,8 @@ pub struct ServerConfig {
     pub concurrency_limit: usize,
     /// Largest request or response message, in bytes.
     pub max_message_bytes: usize,
+    /// After SIGTERM: seconds to keep serving while health reports NOT_SERVING.
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -37,6 +39,7 @@ impl Default for ServerConfig {
             request_timeout_secs: 30,
             concurrency_limit: 1024,
             max_message_bytes: 4 * 1024 * 1024,
+            shutdown_grace_secs: 0,
         }
     }
 }
@@ -45,6 +48,8 @@ impl Default for ServerConfig {
 pub struct Services {
     routes: RoutesBuilder,
     health: HealthReporter,
+    /// Names of the services added, to report NOT_SERVING on shutdown.
+    names: Vec<&'static str>,
 }
 
 impl Services {
@@ -56,7 +61,11 @@ impl Services {
         routes.add_service(health_service);
         routes.add_service(reflection().build_v1()?);
         routes.add_service(reflection().build_v1alpha()?);
-        Ok(Services { routes, health })
+        Ok(Services {
+            routes,
+            health,
+            names: Vec::new(),
+        })
     }
 
     /// Adds a service and marks it SERVING.
@@ -74,6 +83,7 @@ impl Services {
         S::Future: Send + 'static,
     {
         self.health.set_serving::<S>().await;
+        self.names.push(S::NAME);
         self.routes.add_service(service);
         self
     }
@@ -106,13 +116,32 @@ pub async fn serve(
         .concurrency_limit(config.concurrency_limit)
         .into_inner();
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    // On shutdown, report NOT_SERVING first and keep serving for the grace
+    // period, so load balancers stop routing here before the listener closes.
+    let (health, names) = (services.health.clone(), services.names.clone());
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let drained = async move {
+        shutdown.await;
+        health
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+        for name in names {
+            health
+                .set_service_status(name, tonic_health::ServingStatus::NotServing)
+                .await;
+        }
+        if !grace.is_zero() {
+            tracing::info!(grace_secs = grace.as_secs(), "draining before shutdown");
+            tokio::time::sleep(grace).await;
+        }
+    };
     Server::builder()
         .timeout(Duration::from_secs(config.request_timeout_secs))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .trace_fn(telemetry::server_span)
         .layer(layer)
         .add_routes(services.into_routes())
-        .serve_with_incoming_shutdown(incoming, shutdown)
+        .serve_with_incoming_shutdown(incoming, drained)
         .await
 }
 

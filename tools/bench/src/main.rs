@@ -90,7 +90,11 @@ fn validate(stages: usize, per_stage: usize, iterations: usize) -> anyhow::Resul
         format: Format::Yaml,
     };
     let check = domain::validate(&source);
-    anyhow::ensure!(check.errors.is_empty(), "the generated spec is invalid: {:?}", check.errors.first());
+    anyhow::ensure!(
+        check.errors.is_empty(),
+        "the generated spec is invalid: {:?}",
+        check.errors.first()
+    );
     let mut histogram = latency_histogram();
     for _ in 0..iterations {
         let start = Instant::now();
@@ -111,8 +115,13 @@ fn validate(stages: usize, per_stage: usize, iterations: usize) -> anyhow::Resul
 async fn get(endpoint: &str, concurrency: usize, duration: Duration) -> anyhow::Result<()> {
     let channel = conveyor_api::client::channel(endpoint)?;
     let mut client = PipelineServiceClient::new(channel.clone());
-    let template = conveyor_definitions::templates::render(PipelineType::Application, "bench", "bench", Format::Yaml)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let template = conveyor_definitions::templates::render(
+        PipelineType::Application,
+        "bench",
+        "bench",
+        Format::Yaml,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     client
         .apply_pipeline(pb::ApplyPipelineRequest {
             source: Some(pb::PipelineSource {

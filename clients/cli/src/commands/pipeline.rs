@@ -8,12 +8,11 @@ use clap::{Args, Subcommand};
 use conveyor_api::client::RetryPolicy;
 use conveyor_api::common::v1::SpecFormat;
 use conveyor_api::definitions::v1 as pb;
-use conveyor_api::definitions::v1::pipeline_service_client::PipelineServiceClient;
+use conveyor_api::pipelines::PipelineClient;
 use conveyor_definitions::domain::{self, Source};
 use conveyor_definitions::spec::{Format, PipelineType};
 use conveyor_definitions::templates;
 use serde_json::json;
-use tonic::transport::Channel;
 
 use super::Context;
 use crate::output::{self, OutputFormat};
@@ -127,10 +126,15 @@ fn read(path: &Path) -> anyhow::Result<(Vec<u8>, Format)> {
     Ok((content, format))
 }
 
-fn client(ctx: &Context) -> anyhow::Result<PipelineServiceClient<Channel>> {
-    let channel = conveyor_api::client::channel(&ctx.endpoint)
-        .with_context(|| format!("invalid endpoint {:?}", ctx.endpoint))?;
-    Ok(PipelineServiceClient::new(channel))
+fn client(ctx: &Context) -> anyhow::Result<PipelineClient> {
+    let retry = RetryPolicy {
+        // A person is waiting: give up on an unreachable server quickly.
+        deadline: std::time::Duration::from_secs(3),
+        ..RetryPolicy::default()
+    };
+    Ok(PipelineClient::new(&ctx.endpoint)
+        .with_context(|| format!("invalid endpoint {:?}", ctx.endpoint))?
+        .with_retry(retry))
 }
 
 pub async fn run(ctx: &Context, command: PipelineCommand) -> anyhow::Result<ExitCode> {
@@ -255,18 +259,10 @@ async fn apply(ctx: &Context, args: ApplyArgs) -> anyhow::Result<ExitCode> {
         author,
         message: args.message,
         accept_non_conformance: args.accept_non_conformance,
-        request_id: uuid_like(),
+        request_id: String::new(),
     };
-    // The request id makes the retry of a call whose answer was lost harmless.
-    let client = client(ctx)?;
-    let applied = RetryPolicy::default()
-        .run(|| {
-            let (mut client, request) = (client.clone(), request.clone());
-            async move { client.apply_pipeline(request).await }
-        })
-        .await
-        .map_err(to_anyhow)?
-        .into_inner();
+    // The client gives the request an id, so its retries apply it once.
+    let applied = client(ctx)?.apply(request).await.map_err(to_anyhow)?;
     let pipeline = applied.pipeline.unwrap_or_default();
     match ctx.output {
         OutputFormat::Json => output::print_json(&json!({
@@ -304,26 +300,13 @@ async fn apply(ctx: &Context, args: ApplyArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A request id unique enough for idempotent retries of one invocation.
-fn uuid_like() -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("cli-{}-{nanos:x}", std::process::id())
-}
-
 async fn get(ctx: &Context, args: GetArgs) -> anyhow::Result<ExitCode> {
     let request = pb::GetPipelineRequest {
         name: resource(&args.name),
         revision: args.revision.unwrap_or(0),
         view: pb::PipelineView::Full as i32,
     };
-    let p = client(ctx)?
-        .get_pipeline(request)
-        .await
-        .map_err(to_anyhow)?
-        .into_inner();
+    let p = client(ctx)?.get(request).await.map_err(to_anyhow)?;
     let revision = p.revision.clone().unwrap_or_default();
     if args.source {
         print!(
@@ -365,12 +348,12 @@ async fn get(ctx: &Context, args: GetArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn list(ctx: &Context, args: ListArgs) -> anyhow::Result<ExitCode> {
-    let mut client = client(ctx)?;
+    let client = client(ctx)?;
     let mut all = Vec::new();
     let mut token = String::new();
     loop {
         let page = client
-            .list_pipelines(pb::ListPipelinesRequest {
+            .list(pb::ListPipelinesRequest {
                 page_size: 500,
                 page_token: token,
                 project: args.project.clone().unwrap_or_default(),
@@ -380,8 +363,7 @@ async fn list(ctx: &Context, args: ListArgs) -> anyhow::Result<ExitCode> {
                 view: pb::PipelineView::Basic as i32,
             })
             .await
-            .map_err(to_anyhow)?
-            .into_inner();
+            .map_err(to_anyhow)?;
         all.extend(page.pipelines);
         if page.next_page_token.is_empty() {
             break;
@@ -413,20 +395,19 @@ async fn list(ctx: &Context, args: ListArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn revisions(ctx: &Context, args: NameArgs) -> anyhow::Result<ExitCode> {
-    let mut client = client(ctx)?;
+    let client = client(ctx)?;
     let mut all = Vec::new();
     let mut token = String::new();
     loop {
         let page = client
-            .list_pipeline_revisions(pb::ListPipelineRevisionsRequest {
+            .list_revisions(pb::ListPipelineRevisionsRequest {
                 parent: resource(&args.name),
                 page_size: 500,
                 page_token: token,
                 view: pb::PipelineView::Basic as i32,
             })
             .await
-            .map_err(to_anyhow)?
-            .into_inner();
+            .map_err(to_anyhow)?;
         all.extend(page.revisions);
         if page.next_page_token.is_empty() {
             break;
@@ -462,7 +443,7 @@ async fn revisions(ctx: &Context, args: NameArgs) -> anyhow::Result<ExitCode> {
 async fn delete(ctx: &Context, args: NameArgs) -> anyhow::Result<ExitCode> {
     let name = resource(&args.name);
     client(ctx)?
-        .delete_pipeline(pb::DeletePipelineRequest {
+        .delete(pb::DeletePipelineRequest {
             name: name.clone(),
             etag: String::new(),
         })

@@ -240,7 +240,11 @@ fn apply_get_list_revisions_delete_against_conveyor_dev() {
         .arg("-f")
         .arg(&bad));
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("error (accepted): build.sast"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("error (accepted): build.sast"),
+        "{}",
+        stdout(&o)
+    );
 
     let o = run(dev.cli().args(["pipeline", "delete", "shop"]));
     assert!(o.status.success());

@@ -114,7 +114,10 @@ pub fn load(content: &[u8], format: Format) -> Result<ValidSpec, Vec<SpecError>>
 /// expressible in it and are checked by [`load`].
 pub fn json_schema() -> String {
     let mut schema = schemars::SchemaGenerator::default().into_root_schema_for::<Document>();
-    schema.insert("$id".to_owned(), "https://conveyor.dev/schemas/pipeline/v1".into());
+    schema.insert(
+        "$id".to_owned(),
+        "https://conveyor.dev/schemas/pipeline/v1".into(),
+    );
     schema.insert("title".to_owned(), "Conveyor pipeline (conveyor/v1)".into());
     let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
     text.push('\n');

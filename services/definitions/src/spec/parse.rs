@@ -89,12 +89,14 @@ fn options() -> Options {
 
 /// serde_json's syntax errors read better for JSON than a YAML parser's.
 fn check_json_syntax(text: &str) -> Result<(), Vec<SpecError>> {
-    serde_json::from_str::<IgnoredAny>(text).map(|_| ()).map_err(|e| {
-        let mut err = SpecError::new("", format!("invalid JSON: {e}"));
-        err.line = clamp(e.line() as u64);
-        err.column = clamp(e.column() as u64);
-        vec![err]
-    })
+    serde_json::from_str::<IgnoredAny>(text)
+        .map(|_| ())
+        .map_err(|e| {
+            let mut err = SpecError::new("", format!("invalid JSON: {e}"));
+            err.line = clamp(e.line() as u64);
+            err.column = clamp(e.column() as u64);
+            vec![err]
+        })
 }
 
 fn parse_tree(text: &str, language: &str) -> Result<Spanned<Node>, Vec<SpecError>> {

@@ -28,7 +28,10 @@ impl RevisionCache {
     }
 
     pub fn get(&self, pipeline_id: i64, revision: i64) -> Option<Arc<RevisionRecord>> {
-        let inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         inner.entries.get(&(pipeline_id, revision)).cloned()
     }
 
@@ -38,7 +41,10 @@ impl RevisionCache {
         if self.capacity == 0 {
             return record;
         }
-        let mut inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if inner.entries.insert(key, record.clone()).is_none() {
             inner.order.push_back(key);
             while inner.order.len() > self.capacity {

@@ -593,19 +593,41 @@ on_every_backend!(
 
 on_every_backend!(unknown_revisions_and_pipelines_are_not_found, |server| {
     let c = &mut server.client;
-    c.apply_pipeline(apply(&template(PipelineType::Application, "shop", "retail")))
-        .await
-        .expect("apply");
+    c.apply_pipeline(apply(&template(
+        PipelineType::Application,
+        "shop",
+        "retail",
+    )))
+    .await
+    .expect("apply");
     let get = |name: &str, revision: i64| pb::GetPipelineRequest {
         name: name.into(),
         revision,
         ..Default::default()
     };
-    let missing_revision = c.get_pipeline(get("pipelines/shop", 7)).await.expect_err("no revision 7");
+    let missing_revision = c
+        .get_pipeline(get("pipelines/shop", 7))
+        .await
+        .expect_err("no revision 7");
     assert_eq!(missing_revision.code(), Code::NotFound);
-    assert_eq!(missing_revision.get_details_error_info().expect("info").reason, "REVISION_NOT_FOUND");
-    let missing_pipeline = c.get_pipeline(get("pipelines/nope", 0)).await.expect_err("no pipeline");
-    assert_eq!(missing_pipeline.get_details_error_info().expect("info").reason, "PIPELINE_NOT_FOUND");
+    assert_eq!(
+        missing_revision
+            .get_details_error_info()
+            .expect("info")
+            .reason,
+        "REVISION_NOT_FOUND"
+    );
+    let missing_pipeline = c
+        .get_pipeline(get("pipelines/nope", 0))
+        .await
+        .expect_err("no pipeline");
+    assert_eq!(
+        missing_pipeline
+            .get_details_error_info()
+            .expect("info")
+            .reason,
+        "PIPELINE_NOT_FOUND"
+    );
     let by_name = c
         .get_pipeline_revision(pb::GetPipelineRevisionRequest {
             name: "pipelines/shop/revisions/2".into(),

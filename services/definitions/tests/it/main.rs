@@ -4,6 +4,7 @@
 
 mod conformance;
 mod grpc;
+mod server;
 mod spec_invalid;
 mod support;
 mod templates;

@@ -545,7 +545,13 @@ fn mutated_documents_never_panic() {
 
     let seeds: Vec<Vec<u8>> = PipelineType::ALL
         .into_iter()
-        .flat_map(|t| [Format::Yaml, Format::Json].map(|f| templates::render(t, "a", "b", f).expect("template").into_bytes()))
+        .flat_map(|t| {
+            [Format::Yaml, Format::Json].map(|f| {
+                templates::render(t, "a", "b", f)
+                    .expect("template")
+                    .into_bytes()
+            })
+        })
         .collect();
     let mut state = 0x2545_f491_4f6c_dd1d_u64;
     let mut next = move || {
@@ -562,7 +568,10 @@ fn mutated_documents_never_panic() {
             let len = doc.len().max(1) as u64;
             let at = (next() % len) as usize;
             match next() % 4 {
-                0 => doc.insert(at.min(doc.len()), SPECIAL[(next() % SPECIAL.len() as u64) as usize]),
+                0 => doc.insert(
+                    at.min(doc.len()),
+                    SPECIAL[(next() % SPECIAL.len() as u64) as usize],
+                ),
                 1 if !doc.is_empty() => {
                     let end = (at + (next() % 40) as usize).min(doc.len());
                     doc.drain(at..end);

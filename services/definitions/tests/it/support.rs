@@ -79,6 +79,7 @@ async fn fresh_postgres_database(url: &str) -> String {
 
 /// A definitions service on a real socket.
 pub struct Server {
+    pub addr: std::net::SocketAddr,
     pub client: PipelineServiceClient<Channel>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -86,6 +87,10 @@ pub struct Server {
 
 impl Server {
     pub async fn start(database_url: &str) -> Server {
+        Self::start_with(database_url, |_| {}).await
+    }
+
+    pub async fn start_with(database_url: &str, adjust: impl FnOnce(&mut Config)) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -96,6 +101,7 @@ impl Server {
             ..Config::default()
         };
         config.server.listen = addr;
+        adjust(&mut config);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(conveyor_definitions::run(config, listener, async move {
             let _ = stopped.await;
@@ -115,6 +121,7 @@ impl Server {
                     == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
             {
                 return Server {
+                    addr,
                     client,
                     stop: Some(stop),
                     task: Some(task),
@@ -126,6 +133,13 @@ impl Server {
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
         panic!("server did not become healthy");
+    }
+
+    /// Starts shutting down without waiting for the server to finish.
+    pub fn begin_stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
     }
 
     pub async fn stop(mut self) {

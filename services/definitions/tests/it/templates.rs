@@ -53,7 +53,10 @@ fn canonical_form_ignores_comments_order_and_defaults() {
 
 #[test]
 fn json_schema_file_is_current() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/pipeline.schema.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/pipeline.schema.json"
+    );
     let committed = std::fs::read_to_string(path).unwrap_or_default();
     assert!(
         committed == spec::json_schema(),
@@ -71,7 +74,11 @@ fn every_example_is_valid_and_conforms() {
         let valid = spec::load(&text, Format::Yaml).unwrap_or_else(|e| panic!("{path}: {e:?}"));
         assert_eq!(valid.document.spec.pipeline_type, t, "{path}");
         let report = conformance::check(&valid.document, &valid.locations);
-        assert!(report.conforms(), "{path}: {:?}", report.failures().collect::<Vec<_>>());
+        assert!(
+            report.conforms(),
+            "{path}: {:?}",
+            report.failures().collect::<Vec<_>>()
+        );
         seen.push(t);
     }
     assert_eq!(seen.len(), 5);
