@@ -32,6 +32,9 @@ enum Command {
     /// Create, validate and inspect pipelines.
     #[command(subcommand)]
     Pipeline(commands::pipeline::PipelineCommand),
+    /// Start, follow and cancel executions.
+    #[command(subcommand)]
+    Run(commands::run::RunCommand),
     /// Run every service in one process on the embedded default (SQLite).
     Dev(commands::dev::DevArgs),
 }
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Pipeline(cmd) => commands::pipeline::run(&ctx, cmd).await,
+            Command::Run(cmd) => commands::run::run(&ctx, cmd).await,
             Command::Dev(args) => commands::dev::run(args).await,
         }
     });

@@ -21,18 +21,23 @@ use tokio::net::TcpListener;
 
 pub use config::Config;
 
-/// Connects to the database and adds the PipelineService to `services`.
-pub async fn register(services: &mut Services, config: &Config) -> anyhow::Result<()> {
+/// Connects to the database and adds the PipelineService to `services`;
+/// returns the domain, for services in the same process (`conveyor dev`).
+pub async fn register(
+    services: &mut Services,
+    config: &Config,
+) -> anyhow::Result<domain::Definitions> {
     let store = store::Store::connect(&config.database_url, config.max_connections).await?;
     tracing::info!(
         backend = conveyor_platform::database::backend_name(store.connection()),
         "definitions store ready"
     );
-    let api = api::PipelineApi::new(domain::Definitions::new(store));
+    let definitions = domain::Definitions::new(store);
+    let api = api::PipelineApi::new(definitions.clone());
     services
         .add(api.into_server(config.server.max_message_bytes))
         .await;
-    Ok(())
+    Ok(definitions)
 }
 
 /// Runs the definitions service on `listener` until `shutdown` completes.

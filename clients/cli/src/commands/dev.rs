@@ -10,6 +10,8 @@ use clap::Args;
 use conveyor_platform::ServerConfig;
 use conveyor_platform::server::{self, Services};
 use conveyor_platform::telemetry::{self, LogFormat};
+use std::sync::Arc;
+use tokio::sync::watch;
 
 #[derive(Args)]
 pub struct DevArgs {
@@ -29,37 +31,66 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         listen: args.listen,
         ..ServerConfig::default()
     };
-    let definitions = conveyor_definitions::Config {
-        server: server_config.clone(),
-        database_url: format!(
+    // One SQLite file per service: each owns its tables and migrations.
+    let sqlite = |service: &str| {
+        format!(
             "sqlite://{}",
-            args.data_dir.join("definitions.db").display()
-        ),
+            args.data_dir.join(format!("{service}.db")).display()
+        )
+    };
+    let definitions_config = conveyor_definitions::Config {
+        server: server_config.clone(),
+        database_url: sqlite("definitions"),
         max_connections: 4,
         ..conveyor_definitions::Config::default()
     };
+    let execution_config = conveyor_execution::Config {
+        server: server_config.clone(),
+        database_url: sqlite("execution"),
+        max_connections: 4,
+        ..conveyor_execution::Config::default()
+    };
     let mut services = Services::new()?;
-    conveyor_definitions::register(&mut services, &definitions).await?;
+    let definitions = conveyor_definitions::register(&mut services, &definitions_config).await?;
+    let reconciler =
+        conveyor_execution::register(&mut services, &execution_config, Arc::new(definitions))
+            .await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        conveyor_platform::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let worker_config = conveyor_worker::Config {
+        endpoint: format!("http://{addr}"),
+        work_dir: args.data_dir.join("work"),
+        name: "dev-worker".to_owned(),
+        ..conveyor_worker::Config::default()
+    };
+    let worker = tokio::spawn(conveyor_worker::run(
+        worker_config,
+        stopped(stop_rx.clone()),
+    ));
+
     eprintln!(
         "conveyor dev: serving on http://{addr} (data in {})",
         args.data_dir.display()
     );
     eprintln!(
-        "  services: conveyor.definitions.v1.PipelineService, grpc.health.v1.Health, reflection"
+        "  services: PipelineService, ExecutionService, WorkerService (+ one worker), Health, reflection"
     );
     eprintln!(
         "  try:      conveyor pipeline init --type application > app.yaml && conveyor pipeline apply -f app.yaml"
     );
-    server::serve(
-        listener,
-        &server_config,
-        services,
-        conveyor_platform::shutdown_signal(),
-    )
-    .await?;
+    server::serve(listener, &server_config, services, stopped(stop_rx)).await?;
+    reconciler.abort();
+    worker.await??;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,5 +1,6 @@
 pub mod dev;
 pub mod pipeline;
+pub mod run;
 
 use crate::output::OutputFormat;
 

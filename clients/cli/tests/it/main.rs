@@ -273,3 +273,64 @@ fn unreachable_endpoint_is_a_clear_error() {
         stderr(&o)
     );
 }
+
+#[test]
+fn run_start_waits_for_a_real_execution_in_conveyor_dev() {
+    let dev = Dev::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(&repo).expect("mkdir");
+    std::fs::write(repo.join("app.txt"), "v1\n").expect("write");
+    for args in [
+        vec!["init", "--quiet", "--initial-branch=main"],
+        vec!["add", "app.txt"],
+        vec![
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "commit",
+            "--quiet",
+            "-m",
+            "first",
+        ],
+    ] {
+        assert!(
+            Command::new("git")
+                .args(&args)
+                .current_dir(&repo)
+                .status()
+                .expect("git")
+                .success()
+        );
+    }
+    let built = dir.path().join("built");
+    let spec = format!(
+        "apiVersion: conveyor/v1\nkind: Pipeline\nmetadata: {{name: app}}\nspec:\n  type: application\n  source: {{repository: \"{}\"}}\n  stages:\n    - name: build\n      actions:\n        - {{name: compile, kind: build, run: 'cp app.txt {}'}}\n",
+        repo.display(),
+        built.display()
+    );
+    let path = dir.path().join("app.yaml");
+    std::fs::write(&path, spec).expect("write");
+    let o = run(dev
+        .cli()
+        .args(["pipeline", "apply", "--accept-non-conformance", "-f"])
+        .arg(&path));
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let o = run(dev
+        .cli()
+        .args(["-o", "json", "run", "start", "app", "--wait"]));
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let e: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(e["state"], "succeeded");
+    assert_eq!(e["stages"][0]["actions"][0]["state"], "succeeded");
+    assert_eq!(
+        std::fs::read_to_string(&built).expect("built").trim(),
+        "v1",
+        "the worker ran the command in a checkout"
+    );
+
+    let o = run(dev.cli().args(["run", "list", "app"]));
+    assert!(stdout(&o).contains("succeeded"), "{}", stdout(&o));
+}

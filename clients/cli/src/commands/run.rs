@@ -1,0 +1,294 @@
+//! `conveyor run ...`: start and follow executions.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use conveyor_api::execution::v1 as pb;
+use conveyor_api::execution::v1::execution_service_client::ExecutionServiceClient;
+use serde_json::json;
+use tonic::transport::Channel;
+
+use super::Context;
+use crate::output::{self, OutputFormat};
+use crate::status::to_anyhow;
+
+#[derive(Subcommand)]
+pub enum RunCommand {
+    /// Start an execution of a pipeline for a commit.
+    Start(StartArgs),
+    /// Show an execution with its stages and actions.
+    Get(NameArgs),
+    /// List executions, newest first.
+    List(ListArgs),
+    /// Cancel an execution: nothing more starts, running actions are stopped.
+    Cancel(NameArgs),
+}
+
+#[derive(Args)]
+pub struct StartArgs {
+    pipeline: String,
+    /// The commit to run [default: the repository's current head].
+    #[arg(long, default_value = "")]
+    commit: String,
+    /// The branch; anything but the pipeline's trunk runs only the build stages.
+    #[arg(long, default_value = "")]
+    branch: String,
+    /// Wait for the execution to end; exit 1 unless it succeeded.
+    #[arg(long)]
+    wait: bool,
+}
+
+#[derive(Args)]
+pub struct NameArgs {
+    /// `pipelines/P/executions/E`.
+    name: String,
+}
+
+#[derive(Args)]
+pub struct ListArgs {
+    /// Only this pipeline's executions.
+    pipeline: Option<String>,
+    #[arg(long, default_value_t = 20)]
+    limit: i32,
+}
+
+fn client(ctx: &Context) -> anyhow::Result<ExecutionServiceClient<Channel>> {
+    let channel = conveyor_api::client::channel(&ctx.endpoint)
+        .with_context(|| format!("invalid endpoint {:?}", ctx.endpoint))?;
+    Ok(ExecutionServiceClient::new(channel))
+}
+
+pub async fn run(ctx: &Context, command: RunCommand) -> anyhow::Result<ExitCode> {
+    let mut client = client(ctx)?;
+    match command {
+        RunCommand::Start(args) => {
+            let author = std::env::var("USER").unwrap_or_default();
+            let started = client
+                .start_execution(pb::StartExecutionRequest {
+                    parent: format!(
+                        "pipelines/{}",
+                        args.pipeline.trim_start_matches("pipelines/")
+                    ),
+                    commit: Some(pb::Commit {
+                        sha: args.commit,
+                        branch: args.branch,
+                        author,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .await
+                .map_err(to_anyhow)?
+                .into_inner();
+            if !args.wait {
+                show(ctx, &started);
+                return Ok(ExitCode::SUCCESS);
+            }
+            eprintln!("started {}", started.name);
+            let done = wait(&mut client, &started.name).await?;
+            show(ctx, &done);
+            Ok(if done.state == pb::ExecutionState::Succeeded as i32 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        RunCommand::Get(args) => {
+            let e = client
+                .get_execution(pb::GetExecutionRequest {
+                    name: args.name,
+                    view: pb::ExecutionView::Full as i32,
+                })
+                .await
+                .map_err(to_anyhow)?
+                .into_inner();
+            show(ctx, &e);
+            Ok(ExitCode::SUCCESS)
+        }
+        RunCommand::List(args) => {
+            let parent = format!(
+                "pipelines/{}",
+                args.pipeline
+                    .as_deref()
+                    .unwrap_or("-")
+                    .trim_start_matches("pipelines/")
+            );
+            let page = client
+                .list_executions(pb::ListExecutionsRequest {
+                    parent,
+                    page_size: args.limit,
+                    ..Default::default()
+                })
+                .await
+                .map_err(to_anyhow)?
+                .into_inner();
+            match ctx.output {
+                OutputFormat::Json => output::print_json(&json!(
+                    page.executions
+                        .iter()
+                        .map(execution_json)
+                        .collect::<Vec<_>>()
+                )),
+                OutputFormat::Table => {
+                    let rows: Vec<Vec<String>> = page
+                        .executions
+                        .iter()
+                        .map(|e| {
+                            let commit = e.commit.clone().unwrap_or_default();
+                            vec![
+                                e.name.clone(),
+                                state_name(e.state),
+                                commit.branch,
+                                commit.sha.chars().take(12).collect(),
+                                output::time(&e.create_time),
+                            ]
+                        })
+                        .collect();
+                    output::table(
+                        &["EXECUTION", "STATE", "BRANCH", "COMMIT", "STARTED"],
+                        &rows,
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RunCommand::Cancel(args) => {
+            let e = client
+                .cancel_execution(pb::CancelExecutionRequest {
+                    name: args.name,
+                    principal: Some(conveyor_api::common::v1::Principal {
+                        id: std::env::var("USER").unwrap_or_default(),
+                        groups: Vec::new(),
+                    }),
+                    ..Default::default()
+                })
+                .await
+                .map_err(to_anyhow)?
+                .into_inner();
+            show(ctx, &e);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn wait(
+    client: &mut ExecutionServiceClient<Channel>,
+    name: &str,
+) -> anyhow::Result<pb::Execution> {
+    loop {
+        let e = client
+            .get_execution(pb::GetExecutionRequest {
+                name: name.to_owned(),
+                view: pb::ExecutionView::Full as i32,
+            })
+            .await
+            .map_err(to_anyhow)?
+            .into_inner();
+        if e.state != pb::ExecutionState::Running as i32 {
+            return Ok(e);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+fn state_name(state: i32) -> String {
+    pb::ExecutionState::try_from(state)
+        .map(|s| {
+            s.as_str_name()
+                .trim_start_matches("EXECUTION_STATE_")
+                .to_lowercase()
+        })
+        .unwrap_or_default()
+}
+
+fn stage_state(state: i32) -> String {
+    pb::StageState::try_from(state)
+        .map(|s| {
+            s.as_str_name()
+                .trim_start_matches("STAGE_STATE_")
+                .to_lowercase()
+        })
+        .unwrap_or_default()
+}
+
+fn action_state(state: i32) -> String {
+    pb::ActionState::try_from(state)
+        .map(|s| {
+            s.as_str_name()
+                .trim_start_matches("ACTION_STATE_")
+                .to_lowercase()
+        })
+        .unwrap_or_default()
+}
+
+fn execution_json(e: &pb::Execution) -> serde_json::Value {
+    let commit = e.commit.clone().unwrap_or_default();
+    json!({
+        "name": e.name,
+        "state": state_name(e.state),
+        "stateReason": e.state_reason,
+        "revision": e.revision,
+        "buildOnly": e.build_only,
+        "commit": {"sha": commit.sha, "branch": commit.branch, "author": commit.author},
+        "stages": e.stages.iter().map(|s| json!({
+            "stage": s.stage,
+            "environment": s.environment,
+            "state": stage_state(s.state),
+            "stateReason": s.state_reason,
+            "actions": s.actions.iter().map(|a| json!({
+                "name": a.name,
+                "action": a.action,
+                "state": action_state(a.state),
+                "attempt": a.attempt,
+                "exitCode": a.exit_code,
+                "failureReason": a.failure_reason,
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn show(ctx: &Context, e: &pb::Execution) {
+    match ctx.output {
+        OutputFormat::Json => output::print_json(&execution_json(e)),
+        OutputFormat::Table => {
+            println!("{}  {}", e.name, state_name(e.state));
+            if !e.state_reason.is_empty() {
+                println!("  {}", e.state_reason);
+            }
+            let rows: Vec<Vec<String>> = e
+                .stages
+                .iter()
+                .flat_map(|s| {
+                    s.actions.iter().map(move |a| {
+                        vec![
+                            s.stage.clone(),
+                            stage_state(s.state),
+                            a.action.clone(),
+                            action_state(a.state),
+                            a.attempt.to_string(),
+                            a.failure_reason
+                                .lines()
+                                .next()
+                                .unwrap_or_default()
+                                .to_owned(),
+                        ]
+                    })
+                })
+                .collect();
+            if !rows.is_empty() {
+                output::table(
+                    &[
+                        "STAGE",
+                        "STAGE STATE",
+                        "ACTION",
+                        "STATE",
+                        "ATTEMPT",
+                        "REASON",
+                    ],
+                    &rows,
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! Conversions between the engine's model and the generated protobuf types.
+
+use conveyor_api::common::v1 as common;
+use conveyor_api::execution::v1 as pb;
+use prost_types::{Duration, Timestamp};
+
+use crate::engine::Outcome;
+use crate::error::Error;
+use crate::model::*;
+
+pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> Timestamp {
+    Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+fn opt_time(t: Option<chrono::DateTime<chrono::Utc>>) -> Option<Timestamp> {
+    t.map(timestamp)
+}
+
+pub fn from_timestamp(t: &Timestamp) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)
+}
+
+pub fn execution_name(e: &Execution) -> String {
+    format!("pipelines/{}/executions/{}", e.pipeline, e.id)
+}
+
+pub fn action_name(e: &Execution, a: &ActionRun) -> String {
+    format!("{}/actionRuns/{}", execution_name(e), a.id)
+}
+
+/// (`{pipeline}`, `{execution}`) from `pipelines/{pipeline}/executions/{execution}`.
+pub fn parse_execution_name(name: &str) -> Result<(&str, &str), Error> {
+    let bad = || {
+        Error::invalid(
+            "name",
+            format!("{name:?} is not \"pipelines/{{pipeline}}/executions/{{execution}}\""),
+        )
+    };
+    let rest = name.strip_prefix("pipelines/").ok_or_else(bad)?;
+    let (pipeline, id) = rest.split_once("/executions/").ok_or_else(bad)?;
+    if pipeline.is_empty() || id.is_empty() || id.contains('/') {
+        return Err(bad());
+    }
+    Ok((pipeline, id))
+}
+
+/// The action run id from its full name (or the id itself).
+pub fn parse_action_name(name: &str) -> Result<&str, Error> {
+    let id = name.rsplit('/').next().unwrap_or(name);
+    if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(id)
+    } else {
+        Err(Error::invalid(
+            "action_run",
+            format!("{name:?} is not an action run name"),
+        ))
+    }
+}
+
+/// `{pipeline}` from `pipelines/{pipeline}` (or `pipelines/-`).
+pub fn parse_parent(parent: &str) -> Result<&str, Error> {
+    parent
+        .strip_prefix("pipelines/")
+        .filter(|p| !p.is_empty() && !p.contains('/'))
+        .ok_or_else(|| {
+            Error::invalid(
+                "parent",
+                format!("{parent:?} is not \"pipelines/{{pipeline}}\""),
+            )
+        })
+}
+
+fn execution_state(s: ExecutionState) -> pb::ExecutionState {
+    match s {
+        ExecutionState::Running => pb::ExecutionState::Running,
+        ExecutionState::Succeeded => pb::ExecutionState::Succeeded,
+        ExecutionState::Failed => pb::ExecutionState::Failed,
+        ExecutionState::Cancelled => pb::ExecutionState::Cancelled,
+    }
+}
+
+fn stage_state(s: StageState) -> pb::StageState {
+    match s {
+        StageState::Pending => pb::StageState::Pending,
+        StageState::Running => pb::StageState::Running,
+        StageState::Succeeded => pb::StageState::Succeeded,
+        StageState::Failed => pb::StageState::Failed,
+        StageState::Cancelled => pb::StageState::Cancelled,
+        StageState::Skipped => pb::StageState::Skipped,
+    }
+}
+
+fn action_state(s: ActionState) -> pb::ActionState {
+    match s {
+        ActionState::Pending => pb::ActionState::Pending,
+        ActionState::Queued => pb::ActionState::Queued,
+        ActionState::Running => pb::ActionState::Running,
+        ActionState::Succeeded => pb::ActionState::Succeeded,
+        ActionState::Failed => pb::ActionState::Failed,
+        ActionState::TimedOut => pb::ActionState::TimedOut,
+        ActionState::Cancelled => pb::ActionState::Cancelled,
+        ActionState::Skipped => pb::ActionState::Skipped,
+    }
+}
+
+fn pipeline_type(t: &str) -> common::PipelineType {
+    match t {
+        "application" => common::PipelineType::Application,
+        "compute-image" => common::PipelineType::ComputeImage,
+        "account-fleet" => common::PipelineType::AccountFleet,
+        "machine-learning" => common::PipelineType::MachineLearning,
+        "dynamic-configuration" => common::PipelineType::DynamicConfiguration,
+        _ => common::PipelineType::Unspecified,
+    }
+}
+
+pub fn action(e: &Execution, stage: &str, a: &ActionRun) -> pb::ActionRun {
+    pb::ActionRun {
+        name: action_name(e, a),
+        stage: stage.to_owned(),
+        action: a.name.clone(),
+        state: action_state(a.state) as i32,
+        attempt: a.attempt,
+        max_attempts: a.retries + 1,
+        pool: a.pool.clone(),
+        worker: a.worker.clone(),
+        exit_code: a.exit_code,
+        failure_reason: a.failure_reason.clone(),
+        queue_time: opt_time(a.queue_time),
+        start_time: opt_time(a.start_time),
+        end_time: opt_time(a.end_time),
+        ..Default::default()
+    }
+}
+
+/// The whole execution; BASIC leaves out the stages.
+pub fn execution(s: &Snapshot, full: bool) -> pb::Execution {
+    let e = &s.execution;
+    let commit = pb::Commit {
+        sha: e.commit_sha.clone(),
+        branch: e.branch.clone(),
+        author: e.author.clone(),
+        message: e.message.clone(),
+        commit_time: opt_time(e.commit_time),
+        land_time: None,
+    };
+    let stages = if full {
+        s.stages
+            .iter()
+            .map(|st| pb::StageRun {
+                stage: st.name.clone(),
+                environment: st.environment.clone(),
+                state: stage_state(st.state) as i32,
+                state_reason: st.state_reason.clone(),
+                actions: s
+                    .actions
+                    .iter()
+                    .filter(|a| a.stage_index == st.index)
+                    .map(|a| action(e, &st.name, a))
+                    .collect(),
+                start_time: opt_time(st.start_time),
+                end_time: opt_time(st.end_time),
+                ..Default::default()
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let failed_stage = s
+        .stages
+        .iter()
+        .find(|st| st.state == StageState::Failed)
+        .map(|st| st.name.clone())
+        .unwrap_or_default();
+    pb::Execution {
+        name: execution_name(e),
+        project: e.project.clone(),
+        pipeline_type: pipeline_type(&e.pipeline_type) as i32,
+        revision: format!("pipelines/{}/revisions/{}", e.pipeline, e.revision),
+        spec_sha256: e.spec_sha256.clone(),
+        state: execution_state(e.state) as i32,
+        state_reason: e.state_reason.clone(),
+        build_only: e.build_only,
+        commit: Some(commit.clone()),
+        commits: vec![commit],
+        stages,
+        failed_stage,
+        etag: e.version.to_string(),
+        create_time: Some(timestamp(e.create_time)),
+        start_time: Some(timestamp(e.create_time)),
+        end_time: opt_time(e.end_time),
+        update_time: Some(timestamp(e.update_time)),
+        ..Default::default()
+    }
+}
+
+pub fn execution_basic(e: &Execution) -> pb::Execution {
+    execution(
+        &Snapshot {
+            execution: e.clone(),
+            stages: Vec::new(),
+            actions: Vec::new(),
+        },
+        false,
+    )
+}
+
+/// What a worker needs to run an attempt.
+pub fn task(
+    a: &ActionRun,
+    e: &Execution,
+    stage: &StageRun,
+    lease: std::time::Duration,
+) -> pb::Task {
+    pb::Task {
+        action_run: action_name(e, a),
+        attempt: a.attempt,
+        execution: execution_name(e),
+        stage: stage.name.clone(),
+        action: a.name.clone(),
+        environment: stage.environment.clone(),
+        command: a.command.clone(),
+        env: a.env.clone().into_iter().collect(),
+        source: Some(pb::Source {
+            repository: e.repository.clone(),
+            commit_sha: e.commit_sha.clone(),
+            branch: e.branch.clone(),
+        }),
+        timeout: Some(Duration {
+            seconds: a.timeout_secs,
+            nanos: 0,
+        }),
+        lease_expire_time: opt_time(a.lease_expire_time),
+        heartbeat_interval: Some(Duration {
+            seconds: (lease.as_secs() / 3).max(1) as i64,
+            nanos: 0,
+        }),
+        ..Default::default()
+    }
+}
+
+pub fn outcome(value: i32) -> Result<Outcome, Error> {
+    match pb::TaskOutcome::try_from(value) {
+        Ok(pb::TaskOutcome::Succeeded) => Ok(Outcome::Succeeded),
+        Ok(pb::TaskOutcome::Failed) => Ok(Outcome::Failed),
+        Ok(pb::TaskOutcome::TimedOut) => Ok(Outcome::TimedOut),
+        Ok(pb::TaskOutcome::Cancelled) => Ok(Outcome::Cancelled),
+        Ok(pb::TaskOutcome::Released) => Ok(Outcome::Released),
+        Ok(pb::TaskOutcome::Unspecified) | Err(_) => Err(Error::invalid(
+            "outcome",
+            "required: SUCCEEDED, FAILED, TIMED_OUT, CANCELLED or RELEASED",
+        )),
+    }
+}

@@ -1,0 +1,327 @@
+//! The gRPC adapters: ExecutionService for people and tools, WorkerService
+//! for workers. Validate, convert, call the domain, convert back.
+
+mod convert;
+
+use std::time::Duration;
+
+use conveyor_api::execution::v1 as pb;
+use conveyor_api::execution::v1::execution_service_server::{
+    ExecutionService, ExecutionServiceServer,
+};
+use conveyor_api::execution::v1::worker_service_server::{WorkerService, WorkerServiceServer};
+use tonic::{Request, Response, Status, Streaming};
+
+pub use convert::{parse_action_name, parse_execution_name};
+
+use crate::domain::{Executions, StartRequest};
+use crate::error::Error;
+use crate::store::Lease;
+
+/// The most a claim may wait for work before returning empty-handed.
+const MAX_CLAIM_WAIT: Duration = Duration::from_secs(20);
+
+fn later(what: &str) -> Status {
+    Status::unimplemented(format!("{what} is not implemented yet"))
+}
+
+pub struct ExecutionApi {
+    executions: Executions,
+}
+
+impl ExecutionApi {
+    pub fn new(executions: Executions) -> Self {
+        ExecutionApi { executions }
+    }
+
+    pub fn into_server(self, max_message_bytes: usize) -> ExecutionServiceServer<Self> {
+        ExecutionServiceServer::new(self)
+            .max_decoding_message_size(max_message_bytes)
+            .max_encoding_message_size(max_message_bytes)
+    }
+}
+
+fn full_view(view: i32) -> Result<bool, Error> {
+    match pb::ExecutionView::try_from(view) {
+        Ok(pb::ExecutionView::Unspecified | pb::ExecutionView::Full) => Ok(true),
+        Ok(pb::ExecutionView::Basic) => Ok(false),
+        Err(_) => Err(Error::invalid("view", format!("unknown view {view}"))),
+    }
+}
+
+type Empty<T> = tokio_stream::Empty<Result<T, Status>>;
+
+#[tonic::async_trait]
+impl ExecutionService for ExecutionApi {
+    async fn start_execution(
+        &self,
+        request: Request<pb::StartExecutionRequest>,
+    ) -> Result<Response<pb::Execution>, Status> {
+        let r = request.into_inner();
+        let pipeline = convert::parse_parent(&r.parent)?;
+        let commit = r.commit.unwrap_or_default();
+        let started = self
+            .executions
+            .start(StartRequest {
+                pipeline: pipeline.to_owned(),
+                commit_sha: commit.sha,
+                branch: commit.branch,
+                author: commit.author,
+                message: commit.message,
+                commit_time: commit
+                    .commit_time
+                    .as_ref()
+                    .and_then(convert::from_timestamp),
+                request_id: (!r.request_id.is_empty()).then_some(r.request_id),
+            })
+            .await?;
+        Ok(Response::new(convert::execution(&started, true)))
+    }
+
+    async fn get_execution(
+        &self,
+        request: Request<pb::GetExecutionRequest>,
+    ) -> Result<Response<pb::Execution>, Status> {
+        let r = request.into_inner();
+        let (pipeline, id) = convert::parse_execution_name(&r.name)?;
+        let full = full_view(r.view)?;
+        let snapshot = self.executions.get(pipeline, id).await?;
+        Ok(Response::new(convert::execution(&snapshot, full)))
+    }
+
+    async fn list_executions(
+        &self,
+        request: Request<pb::ListExecutionsRequest>,
+    ) -> Result<Response<pb::ListExecutionsResponse>, Status> {
+        let r = request.into_inner();
+        let pipeline = convert::parse_parent(&r.parent)?;
+        let (items, next) = self
+            .executions
+            .list(pipeline, r.page_size, &r.page_token)
+            .await?;
+        Ok(Response::new(pb::ListExecutionsResponse {
+            executions: items.iter().map(convert::execution_basic).collect(),
+            next_page_token: next,
+        }))
+    }
+
+    async fn cancel_execution(
+        &self,
+        request: Request<pb::CancelExecutionRequest>,
+    ) -> Result<Response<pb::Execution>, Status> {
+        let r = request.into_inner();
+        let (pipeline, id) = convert::parse_execution_name(&r.name)?;
+        let who = r.principal.map(|p| p.id).unwrap_or_default();
+        let snapshot = self.executions.cancel(pipeline, id, &who).await?;
+        Ok(Response::new(convert::execution(&snapshot, true)))
+    }
+
+    async fn approve_stage(
+        &self,
+        _: Request<pb::ApproveStageRequest>,
+    ) -> Result<Response<pb::Execution>, Status> {
+        Err(later("ApproveStage"))
+    }
+
+    async fn reject_stage(
+        &self,
+        _: Request<pb::RejectStageRequest>,
+    ) -> Result<Response<pb::Execution>, Status> {
+        Err(later("RejectStage"))
+    }
+
+    async fn block_promotion(
+        &self,
+        _: Request<pb::BlockPromotionRequest>,
+    ) -> Result<Response<pb::Blocker>, Status> {
+        Err(later("BlockPromotion"))
+    }
+
+    async fn unblock_promotion(
+        &self,
+        _: Request<pb::UnblockPromotionRequest>,
+    ) -> Result<Response<pb::UnblockPromotionResponse>, Status> {
+        Err(later("UnblockPromotion"))
+    }
+
+    async fn list_blockers(
+        &self,
+        _: Request<pb::ListBlockersRequest>,
+    ) -> Result<Response<pb::ListBlockersResponse>, Status> {
+        Err(later("ListBlockers"))
+    }
+
+    type WatchExecutionStream = Empty<pb::WatchExecutionResponse>;
+
+    async fn watch_execution(
+        &self,
+        _: Request<pb::WatchExecutionRequest>,
+    ) -> Result<Response<Self::WatchExecutionStream>, Status> {
+        Err(later("WatchExecution"))
+    }
+
+    type StreamLogsStream = Empty<pb::StreamLogsResponse>;
+
+    async fn stream_logs(
+        &self,
+        _: Request<pb::StreamLogsRequest>,
+    ) -> Result<Response<Self::StreamLogsStream>, Status> {
+        Err(later("StreamLogs"))
+    }
+}
+
+pub struct WorkerApi {
+    executions: Executions,
+}
+
+impl WorkerApi {
+    pub fn new(executions: Executions) -> Self {
+        WorkerApi { executions }
+    }
+
+    pub fn into_server(self, max_message_bytes: usize) -> WorkerServiceServer<Self> {
+        WorkerServiceServer::new(self)
+            .max_decoding_message_size(max_message_bytes)
+            .max_encoding_message_size(max_message_bytes)
+    }
+}
+
+#[tonic::async_trait]
+impl WorkerService for WorkerApi {
+    async fn claim_task(
+        &self,
+        request: Request<pb::ClaimTaskRequest>,
+    ) -> Result<Response<pb::ClaimTaskResponse>, Status> {
+        let r = request.into_inner();
+        let wanted = if r.action_run.is_empty() {
+            None
+        } else {
+            Some((convert::parse_action_name(&r.action_run)?, r.attempt))
+        };
+        let pool = if r.pool.is_empty() {
+            "default"
+        } else {
+            r.pool.as_str()
+        };
+        let wait = r
+            .wait
+            .map(|d| Duration::new(d.seconds.max(0) as u64, d.nanos.max(0) as u32))
+            .unwrap_or_default()
+            .min(MAX_CLAIM_WAIT);
+        let claimed = self.executions.claim(&r.worker, pool, wanted, wait).await?;
+        let task = match claimed {
+            Some((action, execution)) => {
+                let snapshot = self
+                    .executions
+                    .store()
+                    .load(&execution.id)
+                    .await
+                    .map_err(Error::from)?;
+                let stage = snapshot
+                    .stages
+                    .iter()
+                    .find(|s| s.index == action.stage_index)
+                    .ok_or_else(|| Status::internal("action run without its stage"))?;
+                Some(convert::task(
+                    &action,
+                    &execution,
+                    stage,
+                    self.executions.lease,
+                ))
+            }
+            None => None,
+        };
+        Ok(Response::new(pb::ClaimTaskResponse { task }))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<pb::HeartbeatRequest>,
+    ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        let r = request.into_inner();
+        let id = convert::parse_action_name(&r.action_run)?;
+        let response = match self.executions.heartbeat(id, r.attempt, &r.worker).await? {
+            Lease::Extended(until) => pb::HeartbeatResponse {
+                lease_expire_time: Some(convert::timestamp(until)),
+                cancel: false,
+                cancel_reason: String::new(),
+            },
+            Lease::Cancelled(reason) => pb::HeartbeatResponse {
+                lease_expire_time: None,
+                cancel: true,
+                cancel_reason: reason,
+            },
+            Lease::Stale { current_attempt } => {
+                return Err(Error::StaleAttempt {
+                    action: id.to_owned(),
+                    attempt: r.attempt,
+                    current: current_attempt,
+                }
+                .into());
+            }
+        };
+        Ok(Response::new(response))
+    }
+
+    async fn report_result(
+        &self,
+        request: Request<pb::ReportResultRequest>,
+    ) -> Result<Response<pb::ReportResultResponse>, Status> {
+        let r = request.into_inner();
+        let id = convert::parse_action_name(&r.action_run)?;
+        let outcome = convert::outcome(r.outcome)?;
+        if r.message.len() > 64 * 1024 {
+            return Err(Error::invalid("message", "at most 64 KiB").into());
+        }
+        let (action, duplicate) = self
+            .executions
+            .report(id, r.attempt, outcome, r.exit_code, &r.message)
+            .await?;
+        let snapshot = self
+            .executions
+            .store()
+            .load(&action.execution_id)
+            .await
+            .map_err(Error::from)?;
+        let stage = snapshot
+            .stages
+            .iter()
+            .find(|s| s.index == action.stage_index)
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
+        Ok(Response::new(pb::ReportResultResponse {
+            action_run: Some(convert::action(&snapshot.execution, &stage, &action)),
+            duplicate,
+        }))
+    }
+
+    async fn append_logs(
+        &self,
+        _: Request<pb::AppendLogsRequest>,
+    ) -> Result<Response<pb::AppendLogsResponse>, Status> {
+        Err(later("AppendLogs"))
+    }
+
+    async fn upload_artifact(
+        &self,
+        _: Request<Streaming<pb::UploadArtifactRequest>>,
+    ) -> Result<Response<pb::Artifact>, Status> {
+        Err(later("UploadArtifact"))
+    }
+
+    async fn register_artifact(
+        &self,
+        _: Request<pb::RegisterArtifactRequest>,
+    ) -> Result<Response<pb::Artifact>, Status> {
+        Err(later("RegisterArtifact"))
+    }
+
+    type DownloadArtifactStream = Empty<pb::DownloadArtifactResponse>;
+
+    async fn download_artifact(
+        &self,
+        _: Request<pb::DownloadArtifactRequest>,
+    ) -> Result<Response<Self::DownloadArtifactStream>, Status> {
+        Err(later("DownloadArtifact"))
+    }
+}

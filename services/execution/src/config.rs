@@ -1,0 +1,62 @@
+//! The execution service's configuration.
+
+use std::net::SocketAddr;
+
+use conveyor_platform::ServerConfig;
+use conveyor_platform::telemetry::LogFormat;
+use serde::{Deserialize, Serialize};
+
+pub const DEFAULT_PORT: u16 = 7702;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    #[serde(flatten)]
+    pub server: ServerConfig,
+    pub database_url: String,
+    pub max_connections: u32,
+    pub log_format: LogFormat,
+    /// Where the definitions service answers.
+    pub definitions_endpoint: String,
+    /// Seconds a claimed attempt stays leased without a heartbeat.
+    pub lease_secs: u64,
+    /// Seconds between passes that re-dispatch attempts whose lease expired.
+    pub reconcile_interval_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
+                ..ServerConfig::default()
+            },
+            database_url: "sqlite://conveyor-execution.db".to_owned(),
+            max_connections: 16,
+            log_format: LogFormat::Text,
+            definitions_endpoint: "http://127.0.0.1:7701".to_owned(),
+            lease_secs: 30,
+            reconcile_interval_secs: 5,
+        }
+    }
+}
+
+#[derive(Debug, Default, Serialize, clap::Args)]
+pub struct Flags {
+    /// Address to listen on [env: CONVEYOR_LISTEN] [default: 127.0.0.1:7702]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// Database URL [env: CONVEYOR_DATABASE_URL]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// The definitions service [env: CONVEYOR_DEFINITIONS_ENDPOINT]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub definitions_endpoint: Option<String>,
+    /// Log format: text or json [env: CONVEYOR_LOG_FORMAT]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<String>,
+}

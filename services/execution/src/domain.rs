@@ -1,0 +1,323 @@
+//! The execution service's logic, free of gRPC: start executions from a
+//! pinned revision, hand attempts to workers, apply their reports, and
+//! recover attempts whose worker went away.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::engine::{self, Outcome, ReportError, Reported};
+use crate::error::Error;
+use crate::model::*;
+use crate::specs::SpecSource;
+use crate::store::{Lease, Store};
+
+pub const DEFAULT_PAGE_SIZE: u64 = 50;
+pub const MAX_PAGE_SIZE: u64 = 500;
+
+/// Who asks for a run of which commit.
+#[derive(Debug, Clone, Default)]
+pub struct StartRequest {
+    pub pipeline: String,
+    pub commit_sha: String,
+    pub branch: String,
+    pub author: String,
+    pub message: String,
+    pub commit_time: Option<DateTime<Utc>>,
+    pub request_id: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Executions {
+    store: Store,
+    specs: Arc<dyn SpecSource>,
+    /// How long a claimed attempt stays leased without a heartbeat.
+    pub lease: Duration,
+}
+
+impl Executions {
+    pub fn new(store: Store, specs: Arc<dyn SpecSource>, lease: Duration) -> Self {
+        Executions {
+            store,
+            specs,
+            lease,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub async fn start(&self, request: StartRequest) -> Result<Snapshot, Error> {
+        check_name(&request.pipeline, "parent")?;
+        if request.commit_sha.len() > 64
+            || !request.commit_sha.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return Err(Error::invalid(
+                "commit.sha",
+                "a hex commit id of at most 64 characters",
+            ));
+        }
+        if request.branch.len() > 255 || request.author.len() > 256 || request.message.len() > 4096
+        {
+            return Err(Error::invalid(
+                "commit",
+                "branch, author or message is too long",
+            ));
+        }
+        let pinned = self.specs.current(&request.pipeline).await?;
+        let spec = &pinned.document.spec;
+        let branch = if request.branch.is_empty() {
+            spec.source.trunk.clone()
+        } else {
+            request.branch
+        };
+        let now = Utc::now();
+        let execution = Execution {
+            id: uuid::Uuid::now_v7().simple().to_string(),
+            pipeline: request.pipeline,
+            project: pinned.document.metadata.project.clone(),
+            pipeline_type: spec.pipeline_type.as_str().to_owned(),
+            revision: pinned.revision,
+            spec_sha256: pinned.spec_sha256.clone(),
+            repository: spec.source.repository.clone(),
+            state: ExecutionState::Running,
+            state_reason: String::new(),
+            build_only: branch != spec.source.trunk,
+            commit_sha: request.commit_sha,
+            branch,
+            author: request.author,
+            message: request.message,
+            commit_time: request.commit_time,
+            create_time: now,
+            end_time: None,
+            update_time: now,
+            version: 0,
+        };
+        let snapshot = engine::plan(&pinned.document, execution, now);
+        let stored = self
+            .store
+            .insert(&snapshot, request.request_id.as_deref())
+            .await?;
+        tracing::info!(
+            execution = %stored.execution.id,
+            pipeline = %stored.execution.pipeline,
+            revision = stored.execution.revision,
+            build_only = stored.execution.build_only,
+            "execution started"
+        );
+        Ok(stored)
+    }
+
+    pub async fn get(&self, pipeline: &str, id: &str) -> Result<Snapshot, Error> {
+        let snapshot = self.store.load(id).await?;
+        if snapshot.execution.pipeline != pipeline {
+            return Err(Error::ExecutionNotFound(id.to_owned()));
+        }
+        Ok(snapshot)
+    }
+
+    /// Executions newest first; `pipeline` "-" lists every pipeline's.
+    pub async fn list(
+        &self,
+        pipeline: &str,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<(Vec<Execution>, String), Error> {
+        let pipeline = (pipeline != "-").then_some(pipeline);
+        if let Some(p) = pipeline {
+            check_name(p, "parent")?;
+        }
+        let limit = match page_size {
+            n if n < 0 => return Err(Error::invalid("page_size", "must not be negative")),
+            0 => DEFAULT_PAGE_SIZE,
+            n => (n as u64).min(MAX_PAGE_SIZE),
+        };
+        let before = (!page_token.is_empty()).then_some(page_token);
+        if let Some(token) = before
+            && (token.len() != 32 || !token.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(Error::invalid(
+                "page_token",
+                "not a page token from this listing",
+            ));
+        }
+        let mut items = self.store.list(pipeline, before, limit + 1).await?;
+        let next = if items.len() as u64 > limit {
+            items.truncate(limit as usize);
+            items.last().map(|e| e.id.clone()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok((items, next))
+    }
+
+    pub async fn cancel(&self, pipeline: &str, id: &str, who: &str) -> Result<Snapshot, Error> {
+        self.get(pipeline, id).await?;
+        let who = if who.is_empty() { "anonymous" } else { who };
+        let (snapshot, cancelled) = self
+            .store
+            .update(id, |s| engine::cancel(s, who, Utc::now()))
+            .await?;
+        if !cancelled {
+            return Err(Error::AlreadyEnded(id.to_owned()));
+        }
+        tracing::info!(execution = %id, by = who, "execution cancelled");
+        Ok(snapshot)
+    }
+
+    /// Leases the next attempt of `pool` (or the dispatched attempt named by
+    /// `wanted`) to `worker`, waiting up to `wait` for one to be queued.
+    pub async fn claim(
+        &self,
+        worker: &str,
+        pool: &str,
+        wanted: Option<(&str, i32)>,
+        wait: Duration,
+    ) -> Result<Option<(ActionRun, Execution)>, Error> {
+        if worker.is_empty() || worker.len() > 256 {
+            return Err(Error::invalid("worker", "1 to 256 characters"));
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let now = Utc::now();
+            let lease_until = now + chrono::Duration::from_std(self.lease).unwrap_or_default();
+            if let Some(action) = self
+                .store
+                .claim(pool, wanted, worker, lease_until, now)
+                .await?
+            {
+                let execution = self.store.load(&action.execution_id).await?.execution;
+                tracing::debug!(action = %action.id, attempt = action.attempt, worker, "attempt claimed");
+                return Ok(Some((action, execution)));
+            }
+            if wanted.is_some() || tokio::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn heartbeat(
+        &self,
+        action_id: &str,
+        attempt: i32,
+        worker: &str,
+    ) -> Result<Lease, Error> {
+        let lease_until = Utc::now() + chrono::Duration::from_std(self.lease).unwrap_or_default();
+        match self
+            .store
+            .heartbeat(action_id, attempt, worker, lease_until)
+            .await?
+        {
+            Lease::Stale { current_attempt } => Err(Error::StaleAttempt {
+                action: action_id.to_owned(),
+                attempt,
+                current: current_attempt,
+            }),
+            lease => Ok(lease),
+        }
+    }
+
+    /// Applies a worker's report; a repeated report is harmless.
+    pub async fn report(
+        &self,
+        action_id: &str,
+        attempt: i32,
+        outcome: Outcome,
+        exit_code: Option<i32>,
+        message: &str,
+    ) -> Result<(ActionRun, bool), Error> {
+        let execution_id = self.store.execution_of(action_id).await?;
+        let (snapshot, result) = self
+            .store
+            .update(&execution_id, |s| {
+                engine::report(
+                    s,
+                    action_id,
+                    attempt,
+                    outcome,
+                    exit_code,
+                    message,
+                    Utc::now(),
+                )
+            })
+            .await?;
+        let duplicate = match result {
+            Ok(Reported::Applied) => false,
+            Ok(Reported::Duplicate) => true,
+            Err(ReportError::UnknownAction) => {
+                return Err(Error::ActionNotFound(action_id.to_owned()));
+            }
+            Err(ReportError::Stale { current_attempt }) => {
+                return Err(Error::StaleAttempt {
+                    action: action_id.to_owned(),
+                    attempt,
+                    current: current_attempt,
+                });
+            }
+        };
+        let action = snapshot
+            .actions
+            .into_iter()
+            .find(|a| a.id == action_id)
+            .ok_or_else(|| Error::ActionNotFound(action_id.to_owned()))?;
+        if !duplicate {
+            tracing::info!(
+                execution = %execution_id,
+                action = %action.name,
+                attempt,
+                state = action.state.as_str(),
+                execution_state = snapshot.execution.state.as_str(),
+                "attempt reported"
+            );
+        }
+        Ok((action, duplicate))
+    }
+
+    /// Re-dispatches attempts whose lease expired; returns how many.
+    pub async fn reconcile(&self) -> Result<usize, Error> {
+        let now = Utc::now();
+        let mut requeued = 0;
+        for (execution, action, attempt) in self.store.expired_leases(now, 100).await? {
+            let (_, done) = self
+                .store
+                .update(&execution, |s| {
+                    engine::expire_lease(s, &action, attempt, Utc::now())
+                })
+                .await?;
+            if done {
+                tracing::warn!(%execution, %action, attempt, "lease expired; attempt dispatched again");
+                requeued += 1;
+            }
+        }
+        Ok(requeued)
+    }
+
+    /// Runs [`Self::reconcile`] every `interval` until the task is dropped.
+    pub fn spawn_reconciler(&self, interval: Duration) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                if let Err(e) = this.reconcile().await {
+                    tracing::warn!(error = %e, "reconciler pass failed");
+                }
+            }
+        })
+    }
+}
+
+fn check_name(name: &str, field: &str) -> Result<(), Error> {
+    if conveyor_definitions::spec::is_valid_name(name) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            field,
+            format!("{name:?} is not a pipeline name"),
+        ))
+    }
+}

@@ -1,0 +1,356 @@
+//! The orchestrator's decisions, as pure functions over a [`Snapshot`]: what
+//! a new execution looks like, what a worker's report changes, and how the
+//! execution moves on. The store loads a snapshot, the engine changes it,
+//! and the store writes back what changed in one compare-and-set
+//! transaction, so any replica can run any step.
+
+use chrono::{DateTime, Utc};
+use conveyor_definitions::spec::Document;
+
+use crate::model::*;
+
+/// What a worker says happened to an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+    TimedOut,
+    Cancelled,
+    /// The worker gave the attempt back unfinished (it is shutting down).
+    Released,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportError {
+    UnknownAction,
+    /// The attempt is not the current one, or it is not running.
+    Stale {
+        current_attempt: i32,
+    },
+}
+
+/// What a report did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reported {
+    Applied,
+    /// The same report for a finished attempt: nothing changed.
+    Duplicate,
+}
+
+/// The stages and actions of a new execution, with the first stage started.
+///
+/// `build_only` runs only the stages before the first environment stage
+/// (commits off the trunk are checked, never deployed).
+pub fn plan(doc: &Document, execution: Execution, now: DateTime<Utc>) -> Snapshot {
+    let first_env = doc
+        .spec
+        .stages
+        .iter()
+        .position(|s| s.environment.is_some())
+        .unwrap_or(doc.spec.stages.len());
+    let mut stages = Vec::new();
+    let mut actions = Vec::new();
+    for (i, stage) in doc.spec.stages.iter().enumerate() {
+        let skipped = execution.build_only && i >= first_env;
+        stages.push(StageRun {
+            execution_id: execution.id.clone(),
+            index: i as i32,
+            name: stage.name.clone(),
+            environment: stage.environment.clone().unwrap_or_default(),
+            state: if skipped {
+                StageState::Skipped
+            } else {
+                StageState::Pending
+            },
+            state_reason: if skipped {
+                format!(
+                    "branch {:?} is not the trunk; only build stages run",
+                    execution.branch
+                )
+            } else {
+                String::new()
+            },
+            start_time: None,
+            end_time: None,
+            dirty: true,
+        });
+        for action in &stage.actions {
+            actions.push(ActionRun {
+                id: uuid::Uuid::now_v7().simple().to_string(),
+                execution_id: execution.id.clone(),
+                stage_index: i as i32,
+                name: action.name.clone(),
+                kind: action.kind.as_str().to_owned(),
+                command: action.run.clone(),
+                needs: action.needs.clone(),
+                env: action.env.clone(),
+                pool: action.pool.clone(),
+                timeout_secs: action.timeout.get().as_secs() as i64,
+                state: if skipped {
+                    ActionState::Skipped
+                } else {
+                    ActionState::Pending
+                },
+                attempt: 0,
+                failures: 0,
+                retries: action.retries as i32,
+                worker: String::new(),
+                lease_expire_time: None,
+                exit_code: None,
+                failure_reason: String::new(),
+                queue_time: None,
+                start_time: None,
+                end_time: None,
+                dirty: true,
+            });
+        }
+    }
+    let mut snapshot = Snapshot {
+        execution,
+        stages,
+        actions,
+    };
+    advance(&mut snapshot, now);
+    snapshot
+}
+
+/// Dispatches an action: a new attempt, waiting for a worker.
+pub fn queue(action: &mut ActionRun, now: DateTime<Utc>) {
+    action.state = ActionState::Queued;
+    action.attempt += 1;
+    action.worker.clear();
+    action.lease_expire_time = None;
+    action.queue_time = Some(now);
+    action.dirty = true;
+}
+
+/// Applies a worker's report for `attempt` of action `id`, then advances.
+pub fn report(
+    s: &mut Snapshot,
+    id: &str,
+    attempt: i32,
+    outcome: Outcome,
+    exit_code: Option<i32>,
+    message: &str,
+    now: DateTime<Utc>,
+) -> Result<Reported, ReportError> {
+    let action = s
+        .actions
+        .iter_mut()
+        .find(|a| a.id == id)
+        .ok_or(ReportError::UnknownAction)?;
+    if action.attempt != attempt {
+        return Err(ReportError::Stale {
+            current_attempt: action.attempt,
+        });
+    }
+    if action.state != ActionState::Running {
+        return if action.state.is_final() && action.worker_reported_final() {
+            Ok(Reported::Duplicate)
+        } else {
+            Err(ReportError::Stale {
+                current_attempt: action.attempt,
+            })
+        };
+    }
+    action.exit_code = exit_code;
+    action.dirty = true;
+    match outcome {
+        Outcome::Succeeded => finish(action, ActionState::Succeeded, "", now),
+        Outcome::Released => queue(action, now),
+        Outcome::Failed | Outcome::TimedOut | Outcome::Cancelled => {
+            action.failures += 1;
+            if outcome != Outcome::Cancelled && action.failures <= action.retries {
+                queue(action, now);
+            } else {
+                let state = match outcome {
+                    Outcome::TimedOut => ActionState::TimedOut,
+                    Outcome::Cancelled => ActionState::Cancelled,
+                    _ => ActionState::Failed,
+                };
+                let reason = if message.is_empty() {
+                    match exit_code {
+                        Some(code) => format!("exited with code {code}"),
+                        None => state.as_str().replace('_', " "),
+                    }
+                } else {
+                    message.to_owned()
+                };
+                finish(action, state, &reason, now);
+            }
+        }
+    }
+    advance(s, now);
+    Ok(Reported::Applied)
+}
+
+impl ActionRun {
+    /// Whether the action ended through a worker's report (not cancelled or
+    /// skipped by the engine), so a repeated report is a harmless duplicate.
+    fn worker_reported_final(&self) -> bool {
+        self.start_time.is_some() && !matches!(self.state, ActionState::Skipped)
+    }
+}
+
+fn finish(action: &mut ActionRun, state: ActionState, reason: &str, now: DateTime<Utc>) {
+    action.state = state;
+    action.failure_reason = reason.to_owned();
+    action.lease_expire_time = None;
+    action.end_time = Some(now);
+    action.dirty = true;
+}
+
+/// Puts an attempt whose lease expired back in the queue as a new attempt;
+/// the old worker's calls are refused from now on.
+pub fn expire_lease(s: &mut Snapshot, id: &str, attempt: i32, now: DateTime<Utc>) -> bool {
+    let Some(action) = s.actions.iter_mut().find(|a| a.id == id) else {
+        return false;
+    };
+    if action.attempt != attempt || action.state != ActionState::Running {
+        return false;
+    }
+    queue(action, now);
+    true
+}
+
+/// Stops an execution: nothing more is dispatched; running attempts are
+/// told to stop at their next heartbeat.
+pub fn cancel(s: &mut Snapshot, who: &str, now: DateTime<Utc>) -> bool {
+    if s.execution.state.is_final() {
+        return false;
+    }
+    for action in s.actions.iter_mut().filter(|a| !a.state.is_final()) {
+        finish(
+            action,
+            ActionState::Cancelled,
+            &format!("execution cancelled by {who}"),
+            now,
+        );
+    }
+    for stage in s.stages.iter_mut() {
+        let state = match stage.state {
+            StageState::Running => StageState::Cancelled,
+            StageState::Pending => StageState::Skipped,
+            _ => continue,
+        };
+        stage.state = state;
+        stage.end_time = Some(now);
+        stage.dirty = true;
+    }
+    end_execution(
+        s,
+        ExecutionState::Cancelled,
+        format!("cancelled by {who}"),
+        now,
+    );
+    true
+}
+
+fn end_execution(s: &mut Snapshot, state: ExecutionState, reason: String, now: DateTime<Utc>) {
+    s.execution.state = state;
+    s.execution.state_reason = reason;
+    s.execution.end_time = Some(now);
+}
+
+/// Moves the execution on: queues actions whose `needs` succeeded, finishes
+/// the current stage when all its actions succeeded and starts the next,
+/// and stops everything when an action failed for good.
+pub fn advance(s: &mut Snapshot, now: DateTime<Utc>) {
+    if s.execution.state.is_final() {
+        return;
+    }
+    loop {
+        let Some(stage_pos) = s
+            .stages
+            .iter()
+            .position(|st| matches!(st.state, StageState::Pending | StageState::Running))
+        else {
+            end_execution(s, ExecutionState::Succeeded, String::new(), now);
+            return;
+        };
+        let index = s.stages[stage_pos].index;
+        if s.stages[stage_pos].state == StageState::Pending {
+            let stage = &mut s.stages[stage_pos];
+            stage.state = StageState::Running;
+            stage.start_time = Some(now);
+            stage.dirty = true;
+        }
+        let failed = s
+            .actions
+            .iter()
+            .find(|a| {
+                a.stage_index == index
+                    && matches!(
+                        a.state,
+                        ActionState::Failed | ActionState::TimedOut | ActionState::Cancelled
+                    )
+            })
+            .map(|a| {
+                format!(
+                    "action {:?} {}: {}",
+                    a.name,
+                    a.state.as_str().replace('_', " "),
+                    a.failure_reason
+                )
+            });
+        if let Some(reason) = failed {
+            fail(s, stage_pos, reason, now);
+            return;
+        }
+        let succeeded: Vec<String> = s
+            .actions
+            .iter()
+            .filter(|a| a.stage_index == index && a.state == ActionState::Succeeded)
+            .map(|a| a.name.clone())
+            .collect();
+        let mut all_done = true;
+        for action in s.actions.iter_mut().filter(|a| a.stage_index == index) {
+            if action.state == ActionState::Pending
+                && action.needs.iter().all(|n| succeeded.contains(n))
+            {
+                queue(action, now);
+            }
+            all_done &= action.state == ActionState::Succeeded;
+        }
+        if !all_done {
+            return;
+        }
+        let stage = &mut s.stages[stage_pos];
+        stage.state = StageState::Succeeded;
+        stage.end_time = Some(now);
+        stage.dirty = true;
+    }
+}
+
+/// The stage at `stage_pos` failed: nothing after it starts.
+fn fail(s: &mut Snapshot, stage_pos: usize, reason: String, now: DateTime<Utc>) {
+    let index = s.stages[stage_pos].index;
+    let name = s.stages[stage_pos].name.clone();
+    for action in s.actions.iter_mut().filter(|a| !a.state.is_final()) {
+        let state = if action.stage_index == index {
+            ActionState::Cancelled
+        } else {
+            ActionState::Skipped
+        };
+        finish(action, state, "an earlier action failed", now);
+    }
+    for stage in s.stages.iter_mut().skip(stage_pos) {
+        let (state, why) = if stage.index == index {
+            (StageState::Failed, reason.clone())
+        } else if stage.state == StageState::Pending {
+            (StageState::Skipped, format!("stage {name:?} failed"))
+        } else {
+            continue;
+        };
+        stage.state = state;
+        stage.state_reason = why;
+        stage.end_time = Some(now);
+        stage.dirty = true;
+    }
+    end_execution(
+        s,
+        ExecutionState::Failed,
+        format!("stage {name:?} failed: {reason}"),
+        now,
+    );
+}

@@ -1,0 +1,105 @@
+//! sea-orm entities, one module per table.
+
+pub mod execution {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "executions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub pipeline: String,
+        pub project: String,
+        pub pipeline_type: String,
+        pub revision: i64,
+        pub spec_sha256: String,
+        pub repository: String,
+        pub state: String,
+        #[sea_orm(column_type = "Text")]
+        pub state_reason: String,
+        pub build_only: bool,
+        pub commit_sha: String,
+        pub branch: String,
+        pub author: String,
+        #[sea_orm(column_type = "Text")]
+        pub message: String,
+        pub commit_time: Option<DateTimeUtc>,
+        pub request_id: Option<String>,
+        pub create_time: DateTimeUtc,
+        pub end_time: Option<DateTimeUtc>,
+        pub update_time: DateTimeUtc,
+        pub version: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod stage_run {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "stage_runs")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub execution_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub stage_index: i32,
+        pub name: String,
+        pub environment: String,
+        pub state: String,
+        #[sea_orm(column_type = "Text")]
+        pub state_reason: String,
+        pub start_time: Option<DateTimeUtc>,
+        pub end_time: Option<DateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod action_run {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "action_runs")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub execution_id: String,
+        pub stage_index: i32,
+        pub name: String,
+        pub kind: String,
+        #[sea_orm(column_type = "Text")]
+        pub command: String,
+        /// JSON array of action names.
+        #[sea_orm(column_type = "Text")]
+        pub needs: String,
+        /// JSON object of environment variables.
+        #[sea_orm(column_type = "Text")]
+        pub env: String,
+        pub pool: String,
+        pub timeout_secs: i64,
+        pub state: String,
+        pub attempt: i32,
+        pub failures: i32,
+        pub retries: i32,
+        pub worker: String,
+        pub lease_expire_time: Option<DateTimeUtc>,
+        pub exit_code: Option<i32>,
+        #[sea_orm(column_type = "Text")]
+        pub failure_reason: String,
+        pub queue_time: Option<DateTimeUtc>,
+        pub start_time: Option<DateTimeUtc>,
+        pub end_time: Option<DateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -1,0 +1,196 @@
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::schema::*;
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Executions::Table)
+                    .if_not_exists()
+                    .col(string(Executions::Id).primary_key())
+                    .col(string(Executions::Pipeline))
+                    .col(string(Executions::Project))
+                    .col(string(Executions::PipelineType))
+                    .col(big_integer(Executions::Revision))
+                    .col(string(Executions::SpecSha256))
+                    .col(text(Executions::Repository))
+                    .col(string(Executions::State))
+                    .col(text(Executions::StateReason))
+                    .col(boolean(Executions::BuildOnly))
+                    .col(string(Executions::CommitSha))
+                    .col(string(Executions::Branch))
+                    .col(string(Executions::Author))
+                    .col(text(Executions::Message))
+                    .col(timestamp_with_time_zone_null(Executions::CommitTime))
+                    .col(string_null(Executions::RequestId).unique_key())
+                    .col(timestamp_with_time_zone(Executions::CreateTime))
+                    .col(timestamp_with_time_zone_null(Executions::EndTime))
+                    .col(timestamp_with_time_zone(Executions::UpdateTime))
+                    .col(big_integer(Executions::Version))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_executions_pipeline_id")
+                    .table(Executions::Table)
+                    .col(Executions::Pipeline)
+                    .col(Executions::Id)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(StageRuns::Table)
+                    .if_not_exists()
+                    .col(string(StageRuns::ExecutionId))
+                    .col(integer(StageRuns::StageIndex))
+                    .col(string(StageRuns::Name))
+                    .col(string(StageRuns::Environment))
+                    .col(string(StageRuns::State))
+                    .col(text(StageRuns::StateReason))
+                    .col(timestamp_with_time_zone_null(StageRuns::StartTime))
+                    .col(timestamp_with_time_zone_null(StageRuns::EndTime))
+                    .primary_key(
+                        Index::create()
+                            .col(StageRuns::ExecutionId)
+                            .col(StageRuns::StageIndex),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(ActionRuns::Table)
+                    .if_not_exists()
+                    .col(string(ActionRuns::Id).primary_key())
+                    .col(string(ActionRuns::ExecutionId))
+                    .col(integer(ActionRuns::StageIndex))
+                    .col(string(ActionRuns::Name))
+                    .col(string(ActionRuns::Kind))
+                    .col(text(ActionRuns::Command))
+                    .col(text(ActionRuns::Needs))
+                    .col(text(ActionRuns::Env))
+                    .col(string(ActionRuns::Pool))
+                    .col(big_integer(ActionRuns::TimeoutSecs))
+                    .col(string(ActionRuns::State))
+                    .col(integer(ActionRuns::Attempt))
+                    .col(integer(ActionRuns::Failures))
+                    .col(integer(ActionRuns::Retries))
+                    .col(string(ActionRuns::Worker))
+                    .col(timestamp_with_time_zone_null(ActionRuns::LeaseExpireTime))
+                    .col(integer_null(ActionRuns::ExitCode))
+                    .col(text(ActionRuns::FailureReason))
+                    .col(timestamp_with_time_zone_null(ActionRuns::QueueTime))
+                    .col(timestamp_with_time_zone_null(ActionRuns::StartTime))
+                    .col(timestamp_with_time_zone_null(ActionRuns::EndTime))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_action_runs_execution")
+                    .table(ActionRuns::Table)
+                    .col(ActionRuns::ExecutionId)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_action_runs_pool_state")
+                    .table(ActionRuns::Table)
+                    .col(ActionRuns::Pool)
+                    .col(ActionRuns::State)
+                    .col(ActionRuns::QueueTime)
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in [
+            ActionRuns::Table.into_iden(),
+            StageRuns::Table.into_iden(),
+            Executions::Table.into_iden(),
+        ] {
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(DeriveIden)]
+enum Executions {
+    Table,
+    Id,
+    Pipeline,
+    Project,
+    PipelineType,
+    Revision,
+    SpecSha256,
+    Repository,
+    State,
+    StateReason,
+    BuildOnly,
+    CommitSha,
+    Branch,
+    Author,
+    Message,
+    CommitTime,
+    RequestId,
+    CreateTime,
+    EndTime,
+    UpdateTime,
+    Version,
+}
+
+#[derive(DeriveIden)]
+enum StageRuns {
+    Table,
+    ExecutionId,
+    StageIndex,
+    Name,
+    Environment,
+    State,
+    StateReason,
+    StartTime,
+    EndTime,
+}
+
+#[derive(DeriveIden)]
+enum ActionRuns {
+    Table,
+    Id,
+    ExecutionId,
+    StageIndex,
+    Name,
+    Kind,
+    Command,
+    Needs,
+    Env,
+    Pool,
+    TimeoutSecs,
+    State,
+    Attempt,
+    Failures,
+    Retries,
+    Worker,
+    LeaseExpireTime,
+    ExitCode,
+    FailureReason,
+    QueueTime,
+    StartTime,
+    EndTime,
+}

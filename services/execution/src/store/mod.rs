@@ -1,0 +1,364 @@
+//! Executions, stage runs and action runs in SQLite or Postgres. Every
+//! change to an execution is one transaction that loads its snapshot,
+//! lets the engine change it, and writes back what changed only if the
+//! execution's version is still the one it read (compare-and-set).
+
+mod entities;
+mod migration;
+mod rows;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, DbErr,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
+};
+
+use entities::{action_run, execution, stage_run};
+pub use migration::Migrator;
+
+use crate::model::*;
+
+/// The Postgres schema the execution service owns.
+pub const SCHEMA: &str = "execution";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("execution {0:?} not found")]
+    NotFound(String),
+    #[error("action run {0:?} not found")]
+    ActionNotFound(String),
+    #[error("execution {0:?} changed concurrently; retry")]
+    Conflict(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Database(#[from] DbErr),
+}
+
+/// What a heartbeat found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lease {
+    Extended(DateTime<Utc>),
+    /// The attempt was cancelled: the worker must stop it.
+    Cancelled(String),
+    /// The attempt is no longer current.
+    Stale {
+        current_attempt: i32,
+    },
+}
+
+#[derive(Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+impl Store {
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, DbErr> {
+        let db =
+            conveyor_platform::database::connect::<Migrator>(url, SCHEMA, max_connections).await?;
+        Ok(Store { db })
+    }
+
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Stores a new execution; with a request id already used, returns the
+    /// execution created then instead.
+    pub async fn insert(
+        &self,
+        s: &Snapshot,
+        request_id: Option<&str>,
+    ) -> Result<Snapshot, StoreError> {
+        if let Some(id) = request_id
+            && let Some(existing) = execution::Entity::find()
+                .filter(execution::Column::RequestId.eq(id))
+                .one(&self.db)
+                .await?
+        {
+            return self.load(&existing.id).await;
+        }
+        let txn = self.db.begin().await?;
+        let inserted = rows::execution_active(&s.execution, request_id.map(str::to_owned))
+            .insert(&txn)
+            .await;
+        match inserted {
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                drop(txn);
+                let id = request_id.unwrap_or_default();
+                let existing = execution::Entity::find()
+                    .filter(execution::Column::RequestId.eq(id))
+                    .one(&self.db)
+                    .await?
+                    .ok_or_else(|| StoreError::Conflict(s.execution.id.clone()))?;
+                return self.load(&existing.id).await;
+            }
+            other => other?,
+        };
+        for chunk in s.stages.chunks(100) {
+            stage_run::Entity::insert_many(chunk.iter().map(rows::stage_active))
+                .exec(&txn)
+                .await?;
+        }
+        for chunk in s.actions.chunks(100) {
+            action_run::Entity::insert_many(chunk.iter().map(rows::action_active))
+                .exec(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        self.load(&s.execution.id).await
+    }
+
+    pub async fn load(&self, id: &str) -> Result<Snapshot, StoreError> {
+        load(&self.db, id).await
+    }
+
+    /// Loads the execution, applies `change`, and saves what it changed;
+    /// retried from the start when another writer got there first.
+    pub async fn update<T>(
+        &self,
+        id: &str,
+        mut change: impl FnMut(&mut Snapshot) -> T,
+    ) -> Result<(Snapshot, T), StoreError> {
+        const ATTEMPTS: u32 = 8;
+        let mut attempt = 1;
+        loop {
+            let txn = self.db.begin().await?;
+            let mut snapshot = load(&txn, id).await?;
+            let read_version = snapshot.execution.version;
+            let result = change(&mut snapshot);
+            match save(&txn, &mut snapshot, read_version).await {
+                Ok(()) => {
+                    txn.commit().await?;
+                    return Ok((snapshot, result));
+                }
+                Err(e) => {
+                    drop(txn);
+                    let retry = match &e {
+                        StoreError::Conflict(_) => true,
+                        StoreError::Database(db) => conveyor_platform::database::is_retryable(db),
+                        _ => false,
+                    };
+                    if !retry || attempt >= ATTEMPTS {
+                        return Err(e);
+                    }
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(1 << attempt)).await;
+                }
+            }
+        }
+    }
+
+    /// The execution an action run belongs to.
+    pub async fn execution_of(&self, action_id: &str) -> Result<String, StoreError> {
+        action_run::Entity::find_by_id(action_id.to_owned())
+            .one(&self.db)
+            .await?
+            .map(|a| a.execution_id)
+            .ok_or_else(|| StoreError::ActionNotFound(action_id.to_owned()))
+    }
+
+    pub async fn action(&self, action_id: &str) -> Result<ActionRun, StoreError> {
+        let m = action_run::Entity::find_by_id(action_id.to_owned())
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| StoreError::ActionNotFound(action_id.to_owned()))?;
+        rows::action_from(m)
+    }
+
+    /// Takes the lease on a queued attempt: `action_id` and `attempt` when a
+    /// dispatch named them, else the oldest queued attempt of `pool`.
+    pub async fn claim(
+        &self,
+        pool: &str,
+        wanted: Option<(&str, i32)>,
+        worker: &str,
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ActionRun>, StoreError> {
+        let candidates: Vec<(String, i32)> = match wanted {
+            Some((id, attempt)) => vec![(id.to_owned(), attempt)],
+            None => {
+                action_run::Entity::find()
+                    .select_only()
+                    .column(action_run::Column::Id)
+                    .column(action_run::Column::Attempt)
+                    .filter(action_run::Column::Pool.eq(pool))
+                    .filter(action_run::Column::State.eq(ActionState::Queued.as_str()))
+                    .order_by_asc(action_run::Column::QueueTime)
+                    .limit(8)
+                    .into_tuple()
+                    .all(&self.db)
+                    .await?
+            }
+        };
+        for (id, attempt) in candidates {
+            let claimed = action_run::Entity::update_many()
+                .col_expr(
+                    action_run::Column::State,
+                    Expr::value(ActionState::Running.as_str()),
+                )
+                .col_expr(action_run::Column::Worker, Expr::value(worker))
+                .col_expr(
+                    action_run::Column::LeaseExpireTime,
+                    Expr::value(lease_until),
+                )
+                .col_expr(action_run::Column::StartTime, Expr::value(now))
+                .filter(action_run::Column::Id.eq(id.as_str()))
+                .filter(action_run::Column::Attempt.eq(attempt))
+                .filter(action_run::Column::State.eq(ActionState::Queued.as_str()))
+                .exec(&self.db)
+                .await?;
+            if claimed.rows_affected == 1 {
+                return self.action(&id).await.map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Extends the lease of a running attempt.
+    pub async fn heartbeat(
+        &self,
+        action_id: &str,
+        attempt: i32,
+        worker: &str,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Lease, StoreError> {
+        let extended = action_run::Entity::update_many()
+            .col_expr(
+                action_run::Column::LeaseExpireTime,
+                Expr::value(lease_until),
+            )
+            .filter(action_run::Column::Id.eq(action_id))
+            .filter(action_run::Column::Attempt.eq(attempt))
+            .filter(action_run::Column::Worker.eq(worker))
+            .filter(action_run::Column::State.eq(ActionState::Running.as_str()))
+            .exec(&self.db)
+            .await?;
+        if extended.rows_affected == 1 {
+            return Ok(Lease::Extended(lease_until));
+        }
+        let action = self.action(action_id).await?;
+        if action.attempt == attempt && action.state == ActionState::Cancelled {
+            Ok(Lease::Cancelled(action.failure_reason))
+        } else {
+            Ok(Lease::Stale {
+                current_attempt: action.attempt,
+            })
+        }
+    }
+
+    /// Running attempts whose lease ran out: (execution, action, attempt).
+    pub async fn expired_leases(
+        &self,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<(String, String, i32)>, StoreError> {
+        Ok(action_run::Entity::find()
+            .select_only()
+            .column(action_run::Column::ExecutionId)
+            .column(action_run::Column::Id)
+            .column(action_run::Column::Attempt)
+            .filter(action_run::Column::State.eq(ActionState::Running.as_str()))
+            .filter(action_run::Column::LeaseExpireTime.lt(now))
+            .limit(limit)
+            .into_tuple()
+            .all(&self.db)
+            .await?)
+    }
+
+    /// Executions newest first, optionally of one pipeline, older than `before`.
+    pub async fn list(
+        &self,
+        pipeline: Option<&str>,
+        before: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<Execution>, StoreError> {
+        let mut query = execution::Entity::find()
+            .order_by_desc(execution::Column::Id)
+            .limit(limit);
+        if let Some(p) = pipeline {
+            query = query.filter(execution::Column::Pipeline.eq(p));
+        }
+        if let Some(before) = before {
+            query = query.filter(execution::Column::Id.lt(before));
+        }
+        query
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(rows::execution_from)
+            .collect()
+    }
+}
+
+async fn load<C: sea_orm::ConnectionTrait>(db: &C, id: &str) -> Result<Snapshot, StoreError> {
+    let execution = execution::Entity::find_by_id(id.to_owned())
+        .one(db)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
+    let stages = stage_run::Entity::find()
+        .filter(stage_run::Column::ExecutionId.eq(id))
+        .order_by_asc(stage_run::Column::StageIndex)
+        .all(db)
+        .await?;
+    let actions = action_run::Entity::find()
+        .filter(action_run::Column::ExecutionId.eq(id))
+        .order_by_asc(action_run::Column::StageIndex)
+        .order_by_asc(action_run::Column::Id)
+        .all(db)
+        .await?;
+    Ok(Snapshot {
+        execution: rows::execution_from(execution)?,
+        stages: stages
+            .into_iter()
+            .map(rows::stage_from)
+            .collect::<Result<_, _>>()?,
+        actions: actions
+            .into_iter()
+            .map(rows::action_from)
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+/// Writes the execution row (if its version is still `read_version`) and
+/// every stage and action the engine marked dirty.
+async fn save(
+    txn: &DatabaseTransaction,
+    s: &mut Snapshot,
+    read_version: i64,
+) -> Result<(), StoreError> {
+    let now = Utc::now();
+    let e = &mut s.execution;
+    e.version = read_version + 1;
+    e.update_time = now;
+    let updated = execution::Entity::update_many()
+        .col_expr(execution::Column::State, Expr::value(e.state.as_str()))
+        .col_expr(
+            execution::Column::StateReason,
+            Expr::value(e.state_reason.clone()),
+        )
+        .col_expr(execution::Column::EndTime, Expr::value(e.end_time))
+        .col_expr(execution::Column::UpdateTime, Expr::value(now))
+        .col_expr(execution::Column::Version, Expr::value(e.version))
+        .filter(
+            Condition::all()
+                .add(execution::Column::Id.eq(e.id.as_str()))
+                .add(execution::Column::Version.eq(read_version)),
+        )
+        .exec(txn)
+        .await?;
+    if updated.rows_affected != 1 {
+        return Err(StoreError::Conflict(e.id.clone()));
+    }
+    for stage in s.stages.iter_mut().filter(|st| st.dirty) {
+        rows::stage_active(stage).update(txn).await?;
+        stage.dirty = false;
+    }
+    for action in s.actions.iter_mut().filter(|a| a.dirty) {
+        rows::action_active(action).update(txn).await?;
+        action.dirty = false;
+    }
+    Ok(())
+}

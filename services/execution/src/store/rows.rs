@@ -1,0 +1,145 @@
+//! Conversions between table rows and the engine's model.
+
+use sea_orm::ActiveValue::Set;
+
+use super::StoreError;
+use super::entities::{action_run, execution, stage_run};
+use crate::model::*;
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+pub fn execution_from(m: execution::Model) -> Result<Execution, StoreError> {
+    Ok(Execution {
+        state: ExecutionState::parse(&m.state)
+            .ok_or_else(|| corrupt(format!("execution {}: state {:?}", m.id, m.state)))?,
+        id: m.id,
+        pipeline: m.pipeline,
+        project: m.project,
+        pipeline_type: m.pipeline_type,
+        revision: m.revision,
+        spec_sha256: m.spec_sha256,
+        repository: m.repository,
+        state_reason: m.state_reason,
+        build_only: m.build_only,
+        commit_sha: m.commit_sha,
+        branch: m.branch,
+        author: m.author,
+        message: m.message,
+        commit_time: m.commit_time,
+        create_time: m.create_time,
+        end_time: m.end_time,
+        update_time: m.update_time,
+        version: m.version,
+    })
+}
+
+pub fn execution_active(e: &Execution, request_id: Option<String>) -> execution::ActiveModel {
+    execution::ActiveModel {
+        id: Set(e.id.clone()),
+        pipeline: Set(e.pipeline.clone()),
+        project: Set(e.project.clone()),
+        pipeline_type: Set(e.pipeline_type.clone()),
+        revision: Set(e.revision),
+        spec_sha256: Set(e.spec_sha256.clone()),
+        repository: Set(e.repository.clone()),
+        state: Set(e.state.as_str().to_owned()),
+        state_reason: Set(e.state_reason.clone()),
+        build_only: Set(e.build_only),
+        commit_sha: Set(e.commit_sha.clone()),
+        branch: Set(e.branch.clone()),
+        author: Set(e.author.clone()),
+        message: Set(e.message.clone()),
+        commit_time: Set(e.commit_time),
+        request_id: Set(request_id),
+        create_time: Set(e.create_time),
+        end_time: Set(e.end_time),
+        update_time: Set(e.update_time),
+        version: Set(e.version),
+    }
+}
+
+pub fn stage_from(m: stage_run::Model) -> Result<StageRun, StoreError> {
+    Ok(StageRun {
+        state: StageState::parse(&m.state)
+            .ok_or_else(|| corrupt(format!("stage {}: state {:?}", m.name, m.state)))?,
+        execution_id: m.execution_id,
+        index: m.stage_index,
+        name: m.name,
+        environment: m.environment,
+        state_reason: m.state_reason,
+        start_time: m.start_time,
+        end_time: m.end_time,
+        dirty: false,
+    })
+}
+
+pub fn stage_active(s: &StageRun) -> stage_run::ActiveModel {
+    stage_run::ActiveModel {
+        execution_id: Set(s.execution_id.clone()),
+        stage_index: Set(s.index),
+        name: Set(s.name.clone()),
+        environment: Set(s.environment.clone()),
+        state: Set(s.state.as_str().to_owned()),
+        state_reason: Set(s.state_reason.clone()),
+        start_time: Set(s.start_time),
+        end_time: Set(s.end_time),
+    }
+}
+
+pub fn action_from(m: action_run::Model) -> Result<ActionRun, StoreError> {
+    Ok(ActionRun {
+        state: ActionState::parse(&m.state)
+            .ok_or_else(|| corrupt(format!("action {}: state {:?}", m.id, m.state)))?,
+        needs: serde_json::from_str(&m.needs)
+            .map_err(|e| corrupt(format!("action {}: needs: {e}", m.id)))?,
+        env: serde_json::from_str(&m.env)
+            .map_err(|e| corrupt(format!("action {}: env: {e}", m.id)))?,
+        id: m.id,
+        execution_id: m.execution_id,
+        stage_index: m.stage_index,
+        name: m.name,
+        kind: m.kind,
+        command: m.command,
+        pool: m.pool,
+        timeout_secs: m.timeout_secs,
+        attempt: m.attempt,
+        failures: m.failures,
+        retries: m.retries,
+        worker: m.worker,
+        lease_expire_time: m.lease_expire_time,
+        exit_code: m.exit_code,
+        failure_reason: m.failure_reason,
+        queue_time: m.queue_time,
+        start_time: m.start_time,
+        end_time: m.end_time,
+        dirty: false,
+    })
+}
+
+pub fn action_active(a: &ActionRun) -> action_run::ActiveModel {
+    action_run::ActiveModel {
+        id: Set(a.id.clone()),
+        execution_id: Set(a.execution_id.clone()),
+        stage_index: Set(a.stage_index),
+        name: Set(a.name.clone()),
+        kind: Set(a.kind.clone()),
+        command: Set(a.command.clone()),
+        needs: Set(serde_json::to_string(&a.needs).unwrap_or_else(|_| "[]".into())),
+        env: Set(serde_json::to_string(&a.env).unwrap_or_else(|_| "{}".into())),
+        pool: Set(a.pool.clone()),
+        timeout_secs: Set(a.timeout_secs),
+        state: Set(a.state.as_str().to_owned()),
+        attempt: Set(a.attempt),
+        failures: Set(a.failures),
+        retries: Set(a.retries),
+        worker: Set(a.worker.clone()),
+        lease_expire_time: Set(a.lease_expire_time),
+        exit_code: Set(a.exit_code),
+        failure_reason: Set(a.failure_reason.clone()),
+        queue_time: Set(a.queue_time),
+        start_time: Set(a.start_time),
+        end_time: Set(a.end_time),
+    }
+}

@@ -1,0 +1,414 @@
+//! Executions end to end over gRPC: a real worker runs real commands.
+
+use std::time::Duration;
+
+use conveyor_api::execution::v1 as pb;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+use crate::support::{ControlPlane, backends, git_repo, pipeline};
+
+macro_rules! on_every_backend {
+    ($name:ident, $lease:expr, |$cp:ident, $dir:ident| $body:block) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            for backend in backends().await {
+                let $dir = tempfile::tempdir().expect("tempdir");
+                let mut $cp = ControlPlane::start(&backend, $lease).await;
+                {
+                    $body
+                }
+                $cp.stop().await;
+                eprintln!("{} passed on {}", stringify!($name), backend.name);
+                backend.cleanup().await;
+            }
+        }
+    };
+}
+
+fn state(e: &pb::Execution) -> pb::ExecutionState {
+    pb::ExecutionState::try_from(e.state).unwrap_or_default()
+}
+
+fn stage<'a>(e: &'a pb::Execution, name: &str) -> &'a pb::StageRun {
+    e.stages.iter().find(|s| s.stage == name).expect("stage")
+}
+
+on_every_backend!(
+    stages_run_in_order_and_needs_are_respected,
+    30,
+    |cp, dir| {
+        let repo = git_repo(dir.path());
+        let log = dir.path().join("log");
+        let l = log.display();
+        let yaml = pipeline(
+            "shop",
+            &repo,
+            &format!("test -f README && echo compile >> {l}"),
+            &format!("echo deploy-$CONVEYOR_ENVIRONMENT >> {l}"),
+            &format!(
+                "        - {{name: package, kind: package, run: 'echo package >> {l}', needs: [compile]}}"
+            ),
+        );
+        cp.apply(&yaml).await;
+        cp.start_worker();
+        let started = cp.start_execution("shop", "").await;
+        assert_eq!(started.revision, "pipelines/shop/revisions/1");
+        let done = cp.wait_done(&started.name, Duration::from_secs(60)).await;
+        assert_eq!(state(&done), pb::ExecutionState::Succeeded, "{done:#?}");
+        let lines = std::fs::read_to_string(&log).expect("log");
+        assert_eq!(
+            lines.lines().collect::<Vec<_>>(),
+            vec!["compile", "package", "deploy-beta"]
+        );
+        assert!(
+            done.stages
+                .iter()
+                .all(|s| s.state == pb::StageState::Succeeded as i32)
+        );
+        assert!(done.end_time.is_some());
+    }
+);
+
+on_every_backend!(a_failed_action_stops_the_execution, 30, |cp, dir| {
+    let repo = git_repo(dir.path());
+    let marker = dir.path().join("deployed");
+    let yaml = pipeline(
+        "shop",
+        &repo,
+        "echo broken build >&2; exit 7",
+        &format!("touch {}", marker.display()),
+        "",
+    );
+    cp.apply(&yaml).await;
+    cp.start_worker();
+    let started = cp.start_execution("shop", "").await;
+    let done = cp.wait_done(&started.name, Duration::from_secs(60)).await;
+    assert_eq!(state(&done), pb::ExecutionState::Failed);
+    assert_eq!(done.failed_stage, "build");
+    let compile = &stage(&done, "build").actions[0];
+    assert_eq!(compile.state, pb::ActionState::Failed as i32);
+    assert_eq!(compile.exit_code, Some(7));
+    assert!(
+        compile.failure_reason.contains("broken build"),
+        "{}",
+        compile.failure_reason
+    );
+    assert_eq!(stage(&done, "beta").state, pb::StageState::Skipped as i32);
+    assert!(!marker.exists(), "no later stage ran");
+});
+
+on_every_backend!(failed_attempts_are_retried, 30, |cp, dir| {
+    let repo = git_repo(dir.path());
+    let mark = dir.path().join("tried");
+    let flaky = format!(
+        "if [ -f {m} ]; then exit 0; else touch {m}; exit 1; fi",
+        m = mark.display()
+    );
+    let yaml =
+        pipeline("flaky", &repo, &flaky, "true", "").replace("run: 'if", "retries: 2, run: 'if");
+    cp.apply(&yaml).await;
+    cp.start_worker();
+    let started = cp.start_execution("flaky", "").await;
+    let done = cp.wait_done(&started.name, Duration::from_secs(60)).await;
+    assert_eq!(state(&done), pb::ExecutionState::Succeeded, "{done:#?}");
+    assert_eq!(stage(&done, "build").actions[0].attempt, 2);
+});
+
+on_every_backend!(branches_off_trunk_only_build, 30, |cp, dir| {
+    let repo = git_repo(dir.path());
+    let marker = dir.path().join("deployed");
+    let yaml = pipeline(
+        "shop",
+        &repo,
+        "true",
+        &format!("touch {}", marker.display()),
+        "",
+    );
+    cp.apply(&yaml).await;
+    cp.start_worker();
+    let started = cp.start_execution("shop", "feature/x").await;
+    assert!(started.build_only);
+    let done = cp.wait_done(&started.name, Duration::from_secs(60)).await;
+    assert_eq!(state(&done), pb::ExecutionState::Succeeded);
+    assert_eq!(stage(&done, "beta").state, pb::StageState::Skipped as i32);
+    assert!(!marker.exists(), "a branch run never deploys");
+});
+
+/// Claims the next task of the default pool as `worker`, without running it.
+async fn claim(cp: &mut ControlPlane, worker: &str) -> pb::Task {
+    cp.workers
+        .claim_task(pb::ClaimTaskRequest {
+            worker: worker.into(),
+            pool: "default".into(),
+            wait: Some(prost_types::Duration {
+                seconds: 5,
+                nanos: 0,
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("claim")
+        .into_inner()
+        .task
+        .expect("a task")
+}
+
+fn report(task: &pb::Task, attempt: i32, outcome: pb::TaskOutcome) -> pb::ReportResultRequest {
+    pb::ReportResultRequest {
+        action_run: task.action_run.clone(),
+        attempt,
+        worker: "w".into(),
+        outcome: outcome as i32,
+        exit_code: Some(0),
+        ..Default::default()
+    }
+}
+
+on_every_backend!(
+    stale_reports_are_refused_and_duplicates_are_harmless,
+    30,
+    |cp, dir| {
+        let repo = git_repo(dir.path());
+        cp.apply(&pipeline("shop", &repo, "true", "true", "")).await;
+        let started = cp.start_execution("shop", "").await;
+        let task = claim(&mut cp, "w").await;
+        assert_eq!(task.attempt, 1);
+        assert_eq!(task.stage, "build");
+        assert_eq!(
+            task.source.as_ref().expect("source").repository,
+            repo.display().to_string()
+        );
+
+        let stale = cp
+            .workers
+            .report_result(report(&task, 0, pb::TaskOutcome::Succeeded))
+            .await
+            .expect_err("stale");
+        assert_eq!(stale.code(), Code::FailedPrecondition);
+        assert_eq!(
+            stale.get_details_error_info().expect("info").reason,
+            "STALE_ATTEMPT"
+        );
+
+        let first = cp
+            .workers
+            .report_result(report(&task, 1, pb::TaskOutcome::Succeeded))
+            .await
+            .expect("report")
+            .into_inner();
+        assert!(!first.duplicate);
+        let again = cp
+            .workers
+            .report_result(report(&task, 1, pb::TaskOutcome::Succeeded))
+            .await
+            .expect("repeat")
+            .into_inner();
+        assert!(again.duplicate, "a repeated report changes nothing");
+
+        let next = claim(&mut cp, "w").await;
+        assert_eq!(
+            next.stage, "beta",
+            "the next stage started once the build succeeded"
+        );
+        let e = cp.wait_done(&started.name, Duration::from_millis(10)).await;
+        assert_eq!(stage(&e, "build").state, pb::StageState::Succeeded as i32);
+    }
+);
+
+on_every_backend!(expired_leases_are_dispatched_again, 1, |cp, dir| {
+    let repo = git_repo(dir.path());
+    cp.apply(&pipeline("shop", &repo, "true", "true", "")).await;
+    cp.start_execution("shop", "").await;
+    let lost = claim(&mut cp, "crashed-worker").await;
+    // No heartbeat: the reconciler re-queues it as attempt 2 after the 1 s lease.
+    let retried = claim(&mut cp, "healthy-worker").await;
+    assert_eq!(retried.action_run, lost.action_run);
+    assert_eq!(retried.attempt, lost.attempt + 1);
+    let heartbeat = cp
+        .workers
+        .heartbeat(pb::HeartbeatRequest {
+            action_run: lost.action_run.clone(),
+            attempt: lost.attempt,
+            worker: "crashed-worker".into(),
+        })
+        .await
+        .expect_err("the old attempt is stale");
+    assert_eq!(heartbeat.code(), Code::FailedPrecondition);
+    let late = cp
+        .workers
+        .report_result(report(&lost, lost.attempt, pb::TaskOutcome::Succeeded))
+        .await
+        .expect_err("late report");
+    assert_eq!(late.code(), Code::FailedPrecondition);
+    cp.workers
+        .report_result(report(
+            &retried,
+            retried.attempt,
+            pb::TaskOutcome::Succeeded,
+        ))
+        .await
+        .expect("current report");
+});
+
+on_every_backend!(cancel_stops_running_commands, 3, |cp, dir| {
+    let repo = git_repo(dir.path());
+    let marker = dir.path().join("finished");
+    let yaml = pipeline(
+        "slow",
+        &repo,
+        &format!("sleep 20; touch {}", marker.display()),
+        "true",
+        "",
+    );
+    cp.apply(&yaml).await;
+    cp.start_worker();
+    let started = cp.start_execution("slow", "").await;
+    // Wait until the worker holds the attempt.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let e = cp.wait_done(&started.name, Duration::ZERO).await;
+        if stage(&e, "build").actions[0].state == pb::ActionState::Running as i32
+            || tokio::time::Instant::now() > deadline
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let cancelled = cp
+        .executions
+        .cancel_execution(pb::CancelExecutionRequest {
+            name: started.name.clone(),
+            principal: Some(conveyor_api::common::v1::Principal {
+                id: "ann".into(),
+                groups: vec![],
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("cancel")
+        .into_inner();
+    assert_eq!(state(&cancelled), pb::ExecutionState::Cancelled);
+    assert!(cancelled.state_reason.contains("ann"));
+    let again = cp
+        .executions
+        .cancel_execution(pb::CancelExecutionRequest {
+            name: started.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("already ended");
+    assert_eq!(again.code(), Code::FailedPrecondition);
+    // The worker learns at its next heartbeat (every second here) and kills the command.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!marker.exists());
+});
+
+on_every_backend!(bad_requests_name_the_field, 30, |cp, _dir| {
+    let unknown = cp
+        .executions
+        .start_execution(pb::StartExecutionRequest {
+            parent: "pipelines/nope".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("unknown pipeline");
+    assert_eq!(unknown.code(), Code::NotFound);
+    let bad_parent = cp
+        .executions
+        .start_execution(pb::StartExecutionRequest {
+            parent: "nope".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("bad parent");
+    assert_eq!(
+        bad_parent
+            .get_details_bad_request()
+            .expect("br")
+            .field_violations[0]
+            .field,
+        "parent"
+    );
+    let bad_name = cp
+        .executions
+        .get_execution(pb::GetExecutionRequest {
+            name: "pipelines/x".into(),
+            view: 0,
+        })
+        .await
+        .expect_err("bad name");
+    assert_eq!(bad_name.code(), Code::InvalidArgument);
+    let missing = cp
+        .executions
+        .get_execution(pb::GetExecutionRequest {
+            name: "pipelines/x/executions/0190aaaabbbbccccddddeeeeffff0000".into(),
+            view: 0,
+        })
+        .await
+        .expect_err("missing");
+    assert_eq!(missing.code(), Code::NotFound);
+    let bad_outcome = cp
+        .workers
+        .report_result(pb::ReportResultRequest {
+            action_run: "0190aaaabbbbccccddddeeeeffff0000".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("no outcome");
+    assert_eq!(
+        bad_outcome
+            .get_details_bad_request()
+            .expect("br")
+            .field_violations[0]
+            .field,
+        "outcome"
+    );
+    let bad_commit = cp
+        .executions
+        .start_execution(pb::StartExecutionRequest {
+            parent: "pipelines/x".into(),
+            commit: Some(pb::Commit {
+                sha: "not hex!".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect_err("bad sha");
+    assert_eq!(
+        bad_commit
+            .get_details_bad_request()
+            .expect("br")
+            .field_violations[0]
+            .field,
+        "commit.sha"
+    );
+});
+
+on_every_backend!(parallel_actions_each_run_exactly_once, 30, |cp, dir| {
+    let repo = git_repo(dir.path());
+    let log = dir.path().join("log");
+    let extra: String = (0..12)
+        .map(|i| {
+            format!(
+                "        - {{name: check-{i}, kind: custom, run: 'echo check-{i} >> {}'}}\n",
+                log.display()
+            )
+        })
+        .collect();
+    let yaml = pipeline("wide", &repo, "true", "true", extra.trim_end());
+    cp.apply(&yaml).await;
+    cp.start_worker();
+    let started = cp.start_execution("wide", "").await;
+    let done = cp.wait_done(&started.name, Duration::from_secs(90)).await;
+    assert_eq!(state(&done), pb::ExecutionState::Succeeded, "{done:#?}");
+    let text = std::fs::read_to_string(&log).expect("log");
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.sort_unstable();
+    let total = lines.len();
+    lines.dedup();
+    assert_eq!(total, 12, "each action ran once: {text}");
+    assert_eq!(lines.len(), 12);
+    assert!(stage(&done, "build").actions.iter().all(|a| a.attempt == 1));
+});

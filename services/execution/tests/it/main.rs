@@ -1,0 +1,6 @@
+//! Integration tests of the execution service: one binary for the crate.
+
+#![allow(clippy::unwrap_used)]
+
+mod executions;
+mod support;

@@ -1,0 +1,296 @@
+//! A control plane (definitions + execution in one server, like `conveyor
+//! dev`) on a real socket, on SQLite and, when configured, Postgres.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use conveyor_api::execution::v1 as pb;
+use conveyor_api::execution::v1::execution_service_client::ExecutionServiceClient;
+use conveyor_api::execution::v1::worker_service_client::WorkerServiceClient;
+use conveyor_definitions::domain::{Change, Definitions, Source};
+use conveyor_definitions::spec::Format;
+use conveyor_platform::server::{self, Services};
+use sea_orm::{ConnectionTrait, Database};
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+
+pub struct Backend {
+    pub name: &'static str,
+    pub url: String,
+    admin_url: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Backend {
+    /// Each service has its own SQLite file (its own migrations table); on
+    /// Postgres they share the database, each in its own schema.
+    pub fn url_for(&self, service: &str) -> String {
+        match self.name {
+            "sqlite" => self.url.replace("execution.db", &format!("{service}.db")),
+            _ => self.url.clone(),
+        }
+    }
+
+    pub async fn cleanup(self) {
+        let (Some(admin_url), Some((_, name))) = (self.admin_url, self.url.rsplit_once('/')) else {
+            return;
+        };
+        if let Ok(admin) = Database::connect(&admin_url).await {
+            let _ = admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .await;
+            let _ = admin.close().await;
+        }
+    }
+}
+
+pub async fn backends() -> Vec<Backend> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut all = vec![Backend {
+        name: "sqlite",
+        url: format!("sqlite://{}", dir.path().join("execution.db").display()),
+        admin_url: None,
+        _dir: Some(dir),
+    }];
+    match std::env::var("CONVEYOR_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => {
+            let (base, db) = url.rsplit_once('/').expect("postgres URL with a database");
+            let name = format!(
+                "{}_{}",
+                db.split('?').next().unwrap_or(db),
+                &uuid::Uuid::new_v4().simple().to_string()[..12]
+            );
+            let admin = Database::connect(&url)
+                .await
+                .expect("connect to CONVEYOR_TEST_DATABASE_URL");
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                .await
+                .expect("create database");
+            admin.close().await.expect("close");
+            all.push(Backend {
+                name: "postgres",
+                url: format!("{base}/{name}"),
+                admin_url: Some(url),
+                _dir: None,
+            });
+        }
+        _ if std::env::var("CI").is_ok_and(|v| !v.is_empty()) => {
+            panic!("CI must set CONVEYOR_TEST_DATABASE_URL; refusing to skip the Postgres tests")
+        }
+        _ => {}
+    }
+    all
+}
+
+pub struct ControlPlane {
+    pub addr: SocketAddr,
+    pub definitions: Definitions,
+    pub executions: ExecutionServiceClient<Channel>,
+    pub workers: WorkerServiceClient<Channel>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    worker_stop: Option<oneshot::Sender<()>>,
+    worker_task: Option<tokio::task::JoinHandle<()>>,
+    pub work_dir: tempfile::TempDir,
+}
+
+impl ControlPlane {
+    /// Definitions and execution on one port; `lease_secs` short in the fault tests.
+    pub async fn start(backend: &Backend, lease_secs: u64) -> ControlPlane {
+        let store = conveyor_definitions::store::Store::connect(&backend.url_for("definitions"), 4)
+            .await
+            .expect("definitions store");
+        let definitions = Definitions::new(store);
+        let mut services = Services::new().expect("services");
+        services
+            .add(
+                conveyor_definitions::api::PipelineApi::new(definitions.clone())
+                    .into_server(4 << 20),
+            )
+            .await;
+        let config = conveyor_execution::Config {
+            database_url: backend.url_for("execution"),
+            max_connections: 4,
+            lease_secs,
+            reconcile_interval_secs: 1,
+            ..Default::default()
+        };
+        let reconciler =
+            conveyor_execution::register(&mut services, &config, Arc::new(definitions.clone()))
+                .await
+                .expect("register execution");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server_config = config.server.clone();
+        let task = tokio::spawn(async move {
+            let _ = server::serve(listener, &server_config, services, async move {
+                let _ = stopped.await;
+            })
+            .await;
+            reconciler.abort();
+        });
+        let channel = conveyor_api::client::channel(&format!("http://{addr}")).expect("channel");
+        ControlPlane {
+            addr,
+            definitions,
+            executions: ExecutionServiceClient::new(channel.clone()),
+            workers: WorkerServiceClient::new(channel),
+            stop: Some(stop),
+            task: Some(task),
+            worker_stop: None,
+            worker_task: None,
+            work_dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    /// Starts an in-process worker of the default pool.
+    pub fn start_worker(&mut self) {
+        let config = conveyor_worker::Config {
+            endpoint: format!("http://{}", self.addr),
+            concurrency: 2,
+            work_dir: self.work_dir.path().join("work"),
+            name: "test-worker".into(),
+            ..Default::default()
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        self.worker_stop = Some(stop);
+        self.worker_task = Some(tokio::spawn(async move {
+            conveyor_worker::run(config, async move {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("worker");
+        }));
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.worker_stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.worker_task.take() {
+            let _ = task.await;
+        }
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// Stores `yaml` as a pipeline (conformance is not the point here).
+    pub async fn apply(&self, yaml: &str) {
+        self.definitions
+            .apply(
+                Source {
+                    content: yaml.as_bytes().to_vec(),
+                    format: Format::Yaml,
+                },
+                Change {
+                    author: "tester".into(),
+                    accept_non_conformance: true,
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("apply pipeline");
+    }
+
+    pub async fn start_execution(&mut self, pipeline: &str, branch: &str) -> pb::Execution {
+        self.executions
+            .start_execution(pb::StartExecutionRequest {
+                parent: format!("pipelines/{pipeline}"),
+                commit: Some(pb::Commit {
+                    branch: branch.into(),
+                    author: "dev".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .expect("start")
+            .into_inner()
+    }
+
+    /// Polls until the execution leaves RUNNING (or the timeout passes).
+    pub async fn wait_done(&mut self, name: &str, timeout: Duration) -> pb::Execution {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let e = self
+                .executions
+                .get_execution(pb::GetExecutionRequest {
+                    name: name.into(),
+                    view: 0,
+                })
+                .await
+                .expect("get")
+                .into_inner();
+            if e.state != pb::ExecutionState::Running as i32
+                || tokio::time::Instant::now() > deadline
+            {
+                return e;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A git repository with one commit, for the worker to check out.
+pub fn git_repo(dir: &Path) -> PathBuf {
+    let repo = dir.join("repo");
+    std::fs::create_dir_all(&repo).expect("mkdir");
+    std::fs::write(repo.join("README"), "hello\n").expect("write");
+    for args in [
+        vec!["init", "--quiet", "--initial-branch=main"],
+        vec!["add", "README"],
+        vec![
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "commit",
+            "--quiet",
+            "-m",
+            "first",
+        ],
+    ] {
+        let status = std::process::Command::new("git")
+            .args(&args)
+            .current_dir(&repo)
+            .status()
+            .expect("git");
+        assert!(status.success(), "git {args:?}");
+    }
+    repo
+}
+
+/// A two-stage pipeline whose actions run `build` and `deploy` commands.
+pub fn pipeline(name: &str, repo: &Path, build: &str, deploy: &str, extra_action: &str) -> String {
+    format!(
+        r#"apiVersion: conveyor/v1
+kind: Pipeline
+metadata: {{name: {name}}}
+spec:
+  type: application
+  source: {{repository: "{repo}", trunk: main}}
+  environments:
+    - {{name: beta, tier: beta, account: "2", regions: [us-east-1]}}
+  stages:
+    - name: build
+      actions:
+        - {{name: compile, kind: build, run: '{build}'}}
+{extra_action}
+    - name: beta
+      environment: beta
+      actions:
+        - {{name: deploy, kind: deploy, run: '{deploy}'}}
+"#,
+        repo = repo.display()
+    )
+}

@@ -1,0 +1,312 @@
+//! Conveyor's worker: claims attempts of its pool from the execution
+//! service, runs each in a fresh workspace, heartbeats while it runs, and
+//! reports the result with the attempt number it was given. A refused call
+//! (STALE_ATTEMPT) means the attempt was given to someone else: the worker
+//! stops it and discards the result.
+
+pub mod runner;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use conveyor_api::execution::v1 as pb;
+use conveyor_api::execution::v1::worker_service_client::WorkerServiceClient;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tonic::transport::Channel;
+use tracing::Instrument;
+
+use crate::runner::{Ended, Job};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// The execution service.
+    pub endpoint: String,
+    /// The pool whose actions this worker runs.
+    pub pool: String,
+    /// Attempts run at once.
+    pub concurrency: usize,
+    /// Where workspaces are created (one per attempt, removed afterwards).
+    pub work_dir: PathBuf,
+    /// This worker's name in leases and logs.
+    pub name: String,
+    pub log_format: conveyor_platform::telemetry::LogFormat,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            endpoint: "http://127.0.0.1:7702".to_owned(),
+            pool: "default".to_owned(),
+            concurrency: 2,
+            work_dir: std::env::temp_dir().join("conveyor-worker"),
+            name: format!("worker-{}", std::process::id()),
+            log_format: conveyor_platform::telemetry::LogFormat::Text,
+        }
+    }
+}
+
+/// Claims and runs attempts until `shutdown` completes, then finishes the
+/// attempts in flight.
+pub async fn run(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let channel = conveyor_api::client::channel(&config.endpoint)?;
+    let client = WorkerServiceClient::new(channel);
+    tokio::fs::create_dir_all(&config.work_dir).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut slots = Vec::new();
+    for slot in 0..config.concurrency.max(1) {
+        let (client, config, stop) = (client.clone(), config.clone(), stop_rx.clone());
+        slots.push(tokio::spawn(async move {
+            slot_loop(slot, client, config, stop).await
+        }));
+    }
+    tracing::info!(pool = %config.pool, concurrency = config.concurrency, endpoint = %config.endpoint, "worker started");
+    shutdown.await;
+    tracing::info!("worker stopping; finishing attempts in flight");
+    let _ = stop_tx.send(true);
+    for slot in slots {
+        let _ = slot.await;
+    }
+    Ok(())
+}
+
+async fn slot_loop(
+    slot: usize,
+    mut client: WorkerServiceClient<Channel>,
+    config: Config,
+    mut stop: watch::Receiver<bool>,
+) {
+    let worker = format!("{}/{slot}", config.name);
+    while !*stop.borrow() {
+        let request = pb::ClaimTaskRequest {
+            worker: worker.clone(),
+            pool: config.pool.clone(),
+            wait: Some(prost_types::Duration {
+                seconds: 5,
+                nanos: 0,
+            }),
+            ..Default::default()
+        };
+        let claimed = tokio::select! {
+            claimed = client.claim_task(request) => claimed,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        match claimed {
+            Ok(response) => {
+                if let Some(task) = response.into_inner().task {
+                    run_task(&mut client, &config, &worker, task).await;
+                }
+            }
+            Err(status) => {
+                tracing::warn!(code = ?status.code(), message = status.message(), "claim failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+fn to_duration(d: Option<prost_types::Duration>, default: Duration) -> Duration {
+    d.map(|d| Duration::new(d.seconds.max(0) as u64, d.nanos.max(0) as u32))
+        .filter(|d| !d.is_zero())
+        .unwrap_or(default)
+}
+
+/// Runs one claimed attempt and reports it.
+pub async fn run_task(
+    client: &mut WorkerServiceClient<Channel>,
+    config: &Config,
+    worker: &str,
+    task: pb::Task,
+) {
+    let span = tracing::info_span!("attempt", action = %task.action, attempt = task.attempt, execution = %task.execution);
+    run_attempt(client, config, worker, task)
+        .instrument(span)
+        .await;
+}
+
+async fn run_attempt(
+    client: &mut WorkerServiceClient<Channel>,
+    config: &Config,
+    worker: &str,
+    task: pb::Task,
+) {
+    let workspace = runner::workspace_for(&config.work_dir, &task.action_run, task.attempt);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let heartbeat = tokio::spawn(heartbeat_loop(
+        client.clone(),
+        task.action_run.clone(),
+        task.attempt,
+        worker.to_owned(),
+        to_duration(task.heartbeat_interval, Duration::from_secs(10)),
+        stop_tx,
+    ));
+    let source = task.source.clone().unwrap_or_default();
+    let (ended, output) =
+        match runner::checkout(&source.repository, &source.commit_sha, &workspace).await {
+            Err(e) => (
+                Ended::SetupFailed(format!("cannot check out the source: {e}")),
+                String::new(),
+            ),
+            Ok(()) => {
+                let env = environment(&task, &workspace);
+                let job = Job {
+                    command: &task.command,
+                    workspace: &workspace,
+                    env,
+                    timeout: to_duration(task.timeout, Duration::from_secs(15 * 60)),
+                };
+                runner::run(job, stop_rx).await
+            }
+        };
+    let stale = if heartbeat.is_finished() {
+        matches!(heartbeat.await, Ok(HeartbeatEnd::Stale))
+    } else {
+        heartbeat.abort();
+        false
+    };
+    if let Err(e) = tokio::fs::remove_dir_all(&workspace).await
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(error = %e, workspace = %workspace.display(), "cannot remove workspace");
+    }
+    if stale {
+        tracing::warn!("attempt went stale; result discarded");
+        return;
+    }
+    let (outcome, exit_code, message) = match ended {
+        Ended::Exited { code: 0 } => (pb::TaskOutcome::Succeeded, Some(0), String::new()),
+        Ended::Exited { code } => (
+            pb::TaskOutcome::Failed,
+            Some(code),
+            failure_message(&format!("exited with code {code}"), &output),
+        ),
+        Ended::Signalled => (
+            pb::TaskOutcome::Failed,
+            None,
+            failure_message("killed by a signal", &output),
+        ),
+        Ended::TimedOut => (
+            pb::TaskOutcome::TimedOut,
+            None,
+            failure_message("timed out", &output),
+        ),
+        Ended::Stopped => (
+            pb::TaskOutcome::Cancelled,
+            None,
+            "stopped on request".to_owned(),
+        ),
+        Ended::SetupFailed(why) => (pb::TaskOutcome::Failed, None, why),
+    };
+    let report = pb::ReportResultRequest {
+        action_run: task.action_run.clone(),
+        attempt: task.attempt,
+        worker: worker.to_owned(),
+        outcome: outcome as i32,
+        exit_code,
+        message,
+        ..Default::default()
+    };
+    let retry = conveyor_api::client::RetryPolicy {
+        deadline: Duration::from_secs(60),
+        ..Default::default()
+    };
+    match retry
+        .run(|| {
+            let (mut client, report) = (client.clone(), report.clone());
+            async move { client.report_result(report).await }
+        })
+        .await
+    {
+        Ok(_) => tracing::info!(outcome = ?outcome, "attempt reported"),
+        Err(status) => {
+            tracing::warn!(code = ?status.code(), message = status.message(), "report refused")
+        }
+    }
+}
+
+fn failure_message(what: &str, output: &str) -> String {
+    let output = output.trim();
+    if output.is_empty() {
+        what.to_owned()
+    } else {
+        format!("{what}; output ends with:\n{output}")
+    }
+}
+
+/// The variables every action sees, on top of its own `env`.
+fn environment(task: &pb::Task, workspace: &std::path::Path) -> HashMap<String, String> {
+    let source = task.source.clone().unwrap_or_default();
+    let target = task
+        .target
+        .as_ref()
+        .map(|t| format!("{}/{}", t.account, t.region))
+        .unwrap_or_default();
+    let mut env: HashMap<String, String> = task.env.clone().into_iter().collect();
+    let execution_id = task.execution.rsplit('/').next().unwrap_or_default();
+    for (key, value) in [
+        ("CONVEYOR_EXECUTION_ID", execution_id.to_owned()),
+        ("CONVEYOR_EXECUTION", task.execution.clone()),
+        ("CONVEYOR_STAGE", task.stage.clone()),
+        ("CONVEYOR_ACTION", task.action.clone()),
+        ("CONVEYOR_ATTEMPT", task.attempt.to_string()),
+        ("CONVEYOR_ENVIRONMENT", task.environment.clone()),
+        ("CONVEYOR_TARGET", target),
+        ("CONVEYOR_COMMIT", source.commit_sha),
+        ("CONVEYOR_BRANCH", source.branch),
+        ("CONVEYOR_WORKSPACE", workspace.display().to_string()),
+        (
+            "CONVEYOR_ARTIFACTS_DIR",
+            workspace.join(".conveyor/artifacts").display().to_string(),
+        ),
+    ] {
+        env.insert(key.to_owned(), value);
+    }
+    env
+}
+
+enum HeartbeatEnd {
+    /// The attempt is no longer this worker's.
+    Stale,
+    Cancelled,
+}
+
+/// Extends the lease every `interval`; stops the command when the attempt
+/// is cancelled or stale.
+async fn heartbeat_loop(
+    mut client: WorkerServiceClient<Channel>,
+    action_run: String,
+    attempt: i32,
+    worker: String,
+    interval: Duration,
+    stop: watch::Sender<bool>,
+) -> HeartbeatEnd {
+    loop {
+        tokio::time::sleep(interval).await;
+        if stop.is_closed() {
+            return HeartbeatEnd::Cancelled;
+        }
+        let request = pb::HeartbeatRequest {
+            action_run: action_run.clone(),
+            attempt,
+            worker: worker.clone(),
+        };
+        match client.heartbeat(request).await {
+            Ok(response) if response.get_ref().cancel => {
+                tracing::info!(reason = %response.get_ref().cancel_reason, "attempt cancelled");
+                let _ = stop.send(true);
+                return HeartbeatEnd::Cancelled;
+            }
+            Ok(_) => {}
+            Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+                let _ = stop.send(true);
+                return HeartbeatEnd::Stale;
+            }
+            Err(status) => tracing::warn!(code = ?status.code(), "heartbeat failed; will retry"),
+        }
+    }
+}
