@@ -22,6 +22,13 @@ pub struct Config {
     pub lease_secs: u64,
     /// Seconds between passes that re-dispatch attempts whose lease expired.
     pub reconcile_interval_secs: u64,
+    /// Seconds a queued attempt may wait unclaimed before it is dispatched again.
+    pub redispatch_secs: u64,
+    /// Redis for dispatches and events (`redis://host:6379/`); without it
+    /// they stay in process and workers poll with ClaimTask.
+    pub redis_url: Option<String>,
+    /// The first part of every Redis key.
+    pub queue_prefix: String,
 }
 
 impl Default for Config {
@@ -37,6 +44,9 @@ impl Default for Config {
             definitions_endpoint: "http://127.0.0.1:7701".to_owned(),
             lease_secs: 30,
             reconcile_interval_secs: 5,
+            redispatch_secs: 30,
+            redis_url: None,
+            queue_prefix: "conveyor".to_owned(),
         }
     }
 }
@@ -55,6 +65,10 @@ pub struct Flags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub definitions_endpoint: Option<String>,
+    /// Redis URL for dispatches and events [env: CONVEYOR_REDIS_URL]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
     /// Log format: text or json [env: CONVEYOR_LOG_FORMAT]
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

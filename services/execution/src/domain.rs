@@ -12,6 +12,8 @@ use crate::error::Error;
 use crate::model::*;
 use crate::specs::SpecSource;
 use crate::store::{Lease, Store};
+use conveyor_platform::queue::Queue;
+use tokio::sync::Notify;
 
 pub const DEFAULT_PAGE_SIZE: u64 = 50;
 pub const MAX_PAGE_SIZE: u64 = 500;
@@ -32,16 +34,30 @@ pub struct StartRequest {
 pub struct Executions {
     store: Store,
     specs: Arc<dyn SpecSource>,
+    queue: Arc<dyn Queue>,
+    /// Wakes the outbox relay after a commit, so dispatch is not a poll away.
+    relay_now: Arc<Notify>,
     /// How long a claimed attempt stays leased without a heartbeat.
     pub lease: Duration,
+    /// Queued attempts not claimed for this long are dispatched again
+    /// (their message may have been lost with Redis).
+    pub redispatch_after: Duration,
 }
 
 impl Executions {
-    pub fn new(store: Store, specs: Arc<dyn SpecSource>, lease: Duration) -> Self {
+    pub fn new(
+        store: Store,
+        specs: Arc<dyn SpecSource>,
+        queue: Arc<dyn Queue>,
+        lease: Duration,
+    ) -> Self {
         Executions {
             store,
             specs,
+            queue,
+            relay_now: Arc::new(Notify::new()),
             lease,
+            redispatch_after: Duration::from_secs(30),
         }
     }
 
@@ -98,8 +114,9 @@ impl Executions {
         let snapshot = engine::plan(&pinned.document, execution, now);
         let stored = self
             .store
-            .insert(&snapshot, request.request_id.as_deref())
+            .insert(snapshot, request.request_id.as_deref())
             .await?;
+        self.relay_now.notify_one();
         tracing::info!(
             execution = %stored.execution.id,
             pipeline = %stored.execution.pipeline,
@@ -163,6 +180,7 @@ impl Executions {
         if !cancelled {
             return Err(Error::AlreadyEnded(id.to_owned()));
         }
+        self.relay_now.notify_one();
         tracing::info!(execution = %id, by = who, "execution cancelled");
         Ok(snapshot)
     }
@@ -244,6 +262,7 @@ impl Executions {
                 )
             })
             .await?;
+        self.relay_now.notify_one();
         let duplicate = match result {
             Ok(Reported::Applied) => false,
             Ok(Reported::Duplicate) => true,
@@ -276,10 +295,11 @@ impl Executions {
         Ok((action, duplicate))
     }
 
-    /// Re-dispatches attempts whose lease expired; returns how many.
+    /// Re-dispatches attempts whose lease expired, and queued attempts no
+    /// worker picked up; returns how many.
     pub async fn reconcile(&self) -> Result<usize, Error> {
         let now = Utc::now();
-        let mut requeued = 0;
+        let mut changed = 0;
         for (execution, action, attempt) in self.store.expired_leases(now, 100).await? {
             let (_, done) = self
                 .store
@@ -289,10 +309,59 @@ impl Executions {
                 .await?;
             if done {
                 tracing::warn!(%execution, %action, attempt, "lease expired; attempt dispatched again");
-                requeued += 1;
+                changed += 1;
             }
         }
-        Ok(requeued)
+        let before = now - chrono::Duration::from_std(self.redispatch_after).unwrap_or_default();
+        for (execution, action) in self.store.stale_queued(before, 100).await? {
+            let (_, done) = self
+                .store
+                .update(&execution, |s| engine::redispatch(s, &action, Utc::now()))
+                .await?;
+            if done {
+                tracing::info!(%execution, %action, "queued attempt dispatched again");
+                changed += 1;
+            }
+        }
+        if changed > 0 {
+            self.relay_now.notify_one();
+        }
+        Ok(changed)
+    }
+
+    /// Relays outbox messages to the queue, oldest first; returns how many.
+    /// A message is deleted only after the queue took it, so a Redis outage
+    /// delays messages and loses none (a message may be sent twice; readers
+    /// are idempotent).
+    pub async fn relay(&self) -> Result<usize, Error> {
+        let pending = self.store.pending_outbox(256).await?;
+        let mut sent = Vec::with_capacity(pending.len());
+        for (id, topic, payload) in &pending {
+            if let Err(e) = self.queue.publish(topic, payload).await {
+                tracing::warn!(error = %e, "relaying to the queue failed; will retry");
+                break;
+            }
+            sent.push(*id);
+        }
+        self.store.delete_outbox(&sent).await?;
+        Ok(sent.len())
+    }
+
+    /// Runs [`Self::relay`] whenever a change commits, and at least every second.
+    pub fn spawn_relay(&self) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let woken = this.relay_now.notified();
+                match this.relay().await {
+                    // A full batch: more may be waiting.
+                    Ok(256) => continue,
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "outbox relay pass failed"),
+                }
+                let _ = tokio::time::timeout(Duration::from_secs(1), woken).await;
+            }
+        })
     }
 
     /// Runs [`Self::reconcile`] every `interval` until the task is dropped.

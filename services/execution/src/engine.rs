@@ -93,6 +93,7 @@ pub fn plan(doc: &Document, execution: Execution, now: DateTime<Utc>) -> Snapsho
                 },
                 attempt: 0,
                 failures: 0,
+                lost_leases: 0,
                 retries: action.retries as i32,
                 worker: String::new(),
                 lease_expire_time: None,
@@ -109,13 +110,17 @@ pub fn plan(doc: &Document, execution: Execution, now: DateTime<Utc>) -> Snapsho
         execution,
         stages,
         actions,
+        transitions: vec![Transition::ExecutionStarted],
     };
     advance(&mut snapshot, now);
     snapshot
 }
 
 /// Dispatches an action: a new attempt, waiting for a worker.
-pub fn queue(action: &mut ActionRun, now: DateTime<Utc>) {
+pub fn queue(transitions: &mut Vec<Transition>, action: &mut ActionRun, now: DateTime<Utc>) {
+    transitions.push(Transition::ActionQueued {
+        action: action.id.clone(),
+    });
     action.state = ActionState::Queued;
     action.attempt += 1;
     action.worker.clear();
@@ -155,28 +160,42 @@ pub fn report(
     }
     action.exit_code = exit_code;
     action.dirty = true;
+    let transitions = &mut s.transitions;
+    let ended = |transitions: &mut Vec<Transition>, action: &ActionRun, last: bool| {
+        transitions.push(Transition::ActionEnded {
+            action: action.id.clone(),
+            attempt,
+            last,
+        });
+    };
     match outcome {
-        Outcome::Succeeded => finish(action, ActionState::Succeeded, "", now),
-        Outcome::Released => queue(action, now),
+        Outcome::Succeeded => {
+            finish(action, ActionState::Succeeded, "", now);
+            ended(transitions, action, true);
+        }
+        Outcome::Released => queue(transitions, action, now),
         Outcome::Failed | Outcome::TimedOut | Outcome::Cancelled => {
             action.failures += 1;
-            if outcome != Outcome::Cancelled && action.failures <= action.retries {
-                queue(action, now);
+            let state = match outcome {
+                Outcome::TimedOut => ActionState::TimedOut,
+                Outcome::Cancelled => ActionState::Cancelled,
+                _ => ActionState::Failed,
+            };
+            let reason = if message.is_empty() {
+                match exit_code {
+                    Some(code) => format!("exited with code {code}"),
+                    None => state.as_str().replace('_', " "),
+                }
             } else {
-                let state = match outcome {
-                    Outcome::TimedOut => ActionState::TimedOut,
-                    Outcome::Cancelled => ActionState::Cancelled,
-                    _ => ActionState::Failed,
-                };
-                let reason = if message.is_empty() {
-                    match exit_code {
-                        Some(code) => format!("exited with code {code}"),
-                        None => state.as_str().replace('_', " "),
-                    }
-                } else {
-                    message.to_owned()
-                };
+                message.to_owned()
+            };
+            if outcome != Outcome::Cancelled && action.failures <= action.retries {
+                action.failure_reason = reason;
+                ended(transitions, action, false);
+                queue(transitions, action, now);
+            } else {
                 finish(action, state, &reason, now);
+                ended(transitions, action, true);
             }
         }
     }
@@ -200,8 +219,12 @@ fn finish(action: &mut ActionRun, state: ActionState, reason: &str, now: DateTim
     action.dirty = true;
 }
 
+/// How many times an action may lose its worker before it fails.
+pub const MAX_LOST_LEASES: i32 = 3;
+
 /// Puts an attempt whose lease expired back in the queue as a new attempt;
-/// the old worker's calls are refused from now on.
+/// the old worker's calls are refused from now on. An action that keeps
+/// losing its worker (it crashes or hangs the machine) fails instead.
 pub fn expire_lease(s: &mut Snapshot, id: &str, attempt: i32, now: DateTime<Utc>) -> bool {
     let Some(action) = s.actions.iter_mut().find(|a| a.id == id) else {
         return false;
@@ -209,7 +232,40 @@ pub fn expire_lease(s: &mut Snapshot, id: &str, attempt: i32, now: DateTime<Utc>
     if action.attempt != attempt || action.state != ActionState::Running {
         return false;
     }
-    queue(action, now);
+    action.lost_leases += 1;
+    if action.lost_leases >= MAX_LOST_LEASES {
+        let reason = format!(
+            "lost its worker {MAX_LOST_LEASES} times (no heartbeat before the lease expired)"
+        );
+        finish(action, ActionState::Failed, &reason, now);
+        s.transitions.push(Transition::ActionEnded {
+            action: id.to_owned(),
+            attempt,
+            last: true,
+        });
+        advance(s, now);
+    } else {
+        queue(&mut s.transitions, action, now);
+    }
+    true
+}
+
+/// Dispatches a queued attempt again (its dispatch message may have been
+/// lost with Redis); the attempt number stays, so a worker that already
+/// holds the first message and the new one claims it once.
+pub fn redispatch(s: &mut Snapshot, id: &str, now: DateTime<Utc>) -> bool {
+    let Some(action) = s
+        .actions
+        .iter_mut()
+        .find(|a| a.id == id && a.state == ActionState::Queued)
+    else {
+        return false;
+    };
+    action.queue_time = Some(now);
+    action.dirty = true;
+    s.transitions.push(Transition::ActionQueued {
+        action: id.to_owned(),
+    });
     true
 }
 
@@ -229,7 +285,11 @@ pub fn cancel(s: &mut Snapshot, who: &str, now: DateTime<Utc>) -> bool {
     }
     for stage in s.stages.iter_mut() {
         let state = match stage.state {
-            StageState::Running => StageState::Cancelled,
+            StageState::Running => {
+                s.transitions
+                    .push(Transition::StageEnded { stage: stage.index });
+                StageState::Cancelled
+            }
             StageState::Pending => StageState::Skipped,
             _ => continue,
         };
@@ -247,6 +307,7 @@ pub fn cancel(s: &mut Snapshot, who: &str, now: DateTime<Utc>) -> bool {
 }
 
 fn end_execution(s: &mut Snapshot, state: ExecutionState, reason: String, now: DateTime<Utc>) {
+    s.transitions.push(Transition::ExecutionFinished);
     s.execution.state = state;
     s.execution.state_reason = reason;
     s.execution.end_time = Some(now);
@@ -271,6 +332,8 @@ pub fn advance(s: &mut Snapshot, now: DateTime<Utc>) {
         let index = s.stages[stage_pos].index;
         if s.stages[stage_pos].state == StageState::Pending {
             let stage = &mut s.stages[stage_pos];
+            s.transitions
+                .push(Transition::StageStarted { stage: index });
             stage.state = StageState::Running;
             stage.start_time = Some(now);
             stage.dirty = true;
@@ -308,7 +371,7 @@ pub fn advance(s: &mut Snapshot, now: DateTime<Utc>) {
             if action.state == ActionState::Pending
                 && action.needs.iter().all(|n| succeeded.contains(n))
             {
-                queue(action, now);
+                queue(&mut s.transitions, action, now);
             }
             all_done &= action.state == ActionState::Succeeded;
         }
@@ -316,6 +379,7 @@ pub fn advance(s: &mut Snapshot, now: DateTime<Utc>) {
             return;
         }
         let stage = &mut s.stages[stage_pos];
+        s.transitions.push(Transition::StageEnded { stage: index });
         stage.state = StageState::Succeeded;
         stage.end_time = Some(now);
         stage.dirty = true;
@@ -336,6 +400,7 @@ fn fail(s: &mut Snapshot, stage_pos: usize, reason: String, now: DateTime<Utc>) 
     }
     for stage in s.stages.iter_mut().skip(stage_pos) {
         let (state, why) = if stage.index == index {
+            s.transitions.push(Transition::StageEnded { stage: index });
             (StageState::Failed, reason.clone())
         } else if stage.state == StageState::Pending {
             (StageState::Skipped, format!("stage {name:?} failed"))

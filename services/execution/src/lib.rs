@@ -10,6 +10,7 @@ pub mod config;
 pub mod domain;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod model;
 pub mod specs;
 pub mod store;
@@ -23,17 +24,34 @@ use tokio::net::TcpListener;
 
 pub use config::Config;
 
-/// Connects to the database, starts the lease reconciler and adds the
-/// ExecutionService and WorkerService to `services`.
+/// Background tasks of the execution service; aborted on drop.
+pub struct Background(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// Connects to the database, starts the outbox relay and the reconciler,
+/// and adds the ExecutionService and WorkerService to `services`.
 pub async fn register(
     services: &mut Services,
     config: &Config,
     specs: Arc<dyn specs::SpecSource>,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    queue: Arc<dyn conveyor_platform::queue::Queue>,
+) -> anyhow::Result<Background> {
     let store = store::Store::connect(&config.database_url, config.max_connections).await?;
-    let executions = domain::Executions::new(store, specs, Duration::from_secs(config.lease_secs));
-    let reconciler =
-        executions.spawn_reconciler(Duration::from_secs(config.reconcile_interval_secs.max(1)));
+    let lease = Duration::from_secs(config.lease_secs);
+    let mut executions = domain::Executions::new(store, specs, queue, lease);
+    executions.redispatch_after = Duration::from_secs(config.redispatch_secs.max(1));
+    let interval = Duration::from_secs(config.reconcile_interval_secs.max(1));
+    let background = Background(vec![
+        executions.spawn_reconciler(interval),
+        executions.spawn_relay(),
+    ]);
     let max = config.server.max_message_bytes;
     services
         .add(api::ExecutionApi::new(executions.clone()).into_server(max))
@@ -41,7 +59,7 @@ pub async fn register(
     services
         .add(api::WorkerApi::new(executions).into_server(max))
         .await;
-    Ok(reconciler)
+    Ok(background)
 }
 
 /// Runs the execution service on `listener` until `shutdown` completes.
@@ -51,11 +69,14 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let definitions = conveyor_api::pipelines::PipelineClient::new(&config.definitions_endpoint)?;
+    let queue =
+        conveyor_platform::queue::from_url(config.redis_url.as_deref(), &config.queue_prefix)
+            .await?;
     let mut services = Services::new()?;
-    let reconciler = register(&mut services, &config, Arc::new(definitions)).await?;
+    let background = register(&mut services, &config, Arc::new(definitions), queue).await?;
     tracing::info!(addr = %listener.local_addr()?, "execution service listening");
     let served = server::serve(listener, &config.server, services, shutdown).await;
-    reconciler.abort();
+    drop(background);
     served?;
     Ok(())
 }

@@ -80,6 +80,32 @@ pub struct Snapshot {
     pub execution: Execution,
     pub stages: Vec<StageRun>,
     pub actions: Vec<ActionRun>,
+    /// What the engine changed, in order: saved to the outbox as events and
+    /// dispatches in the same transaction as the change.
+    pub transitions: Vec<Transition>,
+}
+
+/// One change worth announcing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    ExecutionStarted,
+    StageStarted {
+        stage: i32,
+    },
+    StageEnded {
+        stage: i32,
+    },
+    /// A new attempt waits for a worker: dispatch it to the pool.
+    ActionQueued {
+        action: String,
+    },
+    /// An attempt ended; `last` is false when it will be retried.
+    ActionEnded {
+        action: String,
+        attempt: i32,
+        last: bool,
+    },
+    ExecutionFinished,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -137,6 +163,8 @@ pub struct ActionRun {
     pub attempt: i32,
     /// Failed attempts so far; retried while `failures <= retries`.
     pub failures: i32,
+    /// Attempts whose worker stopped heartbeating; dispatched again up to a limit.
+    pub lost_leases: i32,
     pub retries: i32,
     pub worker: String,
     pub lease_expire_time: Option<DateTime<Utc>>,

@@ -10,8 +10,11 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use conveyor_api::execution::v1 as pb;
 use conveyor_api::execution::v1::worker_service_client::WorkerServiceClient;
+use conveyor_platform::queue::{Dispatch, Queue, Reader, RedisQueue, dispatch_stream};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tonic::transport::Channel;
@@ -32,6 +35,10 @@ pub struct Config {
     pub work_dir: PathBuf,
     /// This worker's name in leases and logs.
     pub name: String,
+    /// Redis, where dispatches arrive; without it the worker polls ClaimTask.
+    pub redis_url: Option<String>,
+    /// The first part of every Redis key (as the execution service's).
+    pub queue_prefix: String,
     pub log_format: conveyor_platform::telemetry::LogFormat,
 }
 
@@ -43,15 +50,33 @@ impl Default for Config {
             concurrency: 2,
             work_dir: std::env::temp_dir().join("conveyor-worker"),
             name: format!("worker-{}", std::process::id()),
+            redis_url: None,
+            queue_prefix: "conveyor".to_owned(),
             log_format: conveyor_platform::telemetry::LogFormat::Text,
         }
     }
 }
 
 /// Claims and runs attempts until `shutdown` completes, then finishes the
-/// attempts in flight.
+/// attempts in flight. Dispatches come from Redis when configured.
 pub async fn run(
     config: Config,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let queue = match config.redis_url.as_deref().filter(|u| !u.is_empty()) {
+        Some(url) => {
+            Some(Arc::new(RedisQueue::connect(url, &config.queue_prefix).await?) as Arc<dyn Queue>)
+        }
+        None => None,
+    };
+    run_with(config, queue, shutdown).await
+}
+
+/// [`run`] with a given queue (`conveyor dev` shares its in-process one);
+/// `None` polls the execution service with ClaimTask instead.
+pub async fn run_with(
+    config: Config,
+    queue: Option<Arc<dyn Queue>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let channel = conveyor_api::client::channel(&config.endpoint)?;
@@ -61,11 +86,27 @@ pub async fn run(
     let mut slots = Vec::new();
     for slot in 0..config.concurrency.max(1) {
         let (client, config, stop) = (client.clone(), config.clone(), stop_rx.clone());
+        let reader = match &queue {
+            Some(queue) => {
+                let consumer = format!("{}/{slot}", config.name);
+                Some(
+                    queue
+                        .reader(&dispatch_stream(&config.pool), "workers", &consumer)
+                        .await?,
+                )
+            }
+            None => None,
+        };
         slots.push(tokio::spawn(async move {
-            slot_loop(slot, client, config, stop).await
+            slot_loop(slot, client, config, reader, stop).await
         }));
     }
-    tracing::info!(pool = %config.pool, concurrency = config.concurrency, endpoint = %config.endpoint, "worker started");
+    let mode = if queue.is_some() {
+        "dispatch stream"
+    } else {
+        "polling"
+    };
+    tracing::info!(pool = %config.pool, concurrency = config.concurrency, endpoint = %config.endpoint, mode, "worker started");
     shutdown.await;
     tracing::info!("worker stopping; finishing attempts in flight");
     let _ = stop_tx.send(true);
@@ -75,16 +116,17 @@ pub async fn run(
     Ok(())
 }
 
-async fn slot_loop(
-    slot: usize,
-    mut client: WorkerServiceClient<Channel>,
-    config: Config,
-    mut stop: watch::Receiver<bool>,
-) {
-    let worker = format!("{}/{slot}", config.name);
-    while !*stop.borrow() {
+/// The next attempt to run: from a dispatch message when reading a stream,
+/// else by polling the pool.
+async fn next_task(
+    client: &mut WorkerServiceClient<Channel>,
+    config: &Config,
+    worker: &str,
+    reader: &mut Option<Box<dyn Reader>>,
+) -> Result<Option<pb::Task>, String> {
+    let Some(reader) = reader else {
         let request = pb::ClaimTaskRequest {
-            worker: worker.clone(),
+            worker: worker.to_owned(),
             pool: config.pool.clone(),
             wait: Some(prost_types::Duration {
                 seconds: 5,
@@ -92,18 +134,71 @@ async fn slot_loop(
             }),
             ..Default::default()
         };
-        let claimed = tokio::select! {
-            claimed = client.claim_task(request) => claimed,
+        return client
+            .claim_task(request)
+            .await
+            .map(|r| r.into_inner().task)
+            .map_err(|s| format!("claim failed: {}", s.message()));
+    };
+    let deliveries = reader
+        .next(Duration::from_secs(5), 1)
+        .await
+        .map_err(|e| e.to_string())?;
+    for delivery in deliveries {
+        let task = match Dispatch::decode(&delivery.payload) {
+            Some(Dispatch::V1 {
+                action_run,
+                attempt,
+                ..
+            }) => {
+                let request = pb::ClaimTaskRequest {
+                    worker: worker.to_owned(),
+                    pool: config.pool.clone(),
+                    action_run,
+                    attempt,
+                    wait: None,
+                };
+                client
+                    .claim_task(request)
+                    .await
+                    .map(|r| r.into_inner().task)
+                    .map_err(|s| format!("claim failed: {}", s.message()))?
+            }
+            None => {
+                tracing::warn!(id = %delivery.id, "unreadable dispatch message; skipped");
+                None
+            }
+        };
+        // Claimed or not (another worker got it, or it is stale), the
+        // message is done: the database decides who runs what.
+        if let Err(e) = reader.ack(&delivery.id).await {
+            tracing::warn!(error = %e, "ack failed");
+        }
+        if task.is_some() {
+            return Ok(task);
+        }
+    }
+    Ok(None)
+}
+
+async fn slot_loop(
+    slot: usize,
+    mut client: WorkerServiceClient<Channel>,
+    config: Config,
+    mut reader: Option<Box<dyn Reader>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let worker = format!("{}/{slot}", config.name);
+    while !*stop.borrow() {
+        let next = tokio::select! {
+            next = next_task(&mut client, &config, &worker, &mut reader) => next,
             _ = stop.wait_for(|s| *s) => break,
         };
-        match claimed {
-            Ok(response) => {
-                if let Some(task) = response.into_inner().task {
-                    run_task(&mut client, &config, &worker, task).await;
-                }
-            }
-            Err(status) => {
-                tracing::warn!(code = ?status.code(), message = status.message(), "claim failed; retrying");
+        match next {
+            Ok(Some(task)) => run_task(&mut client, &config, &worker, task).await,
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "waiting for work failed; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }

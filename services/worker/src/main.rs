@@ -24,6 +24,10 @@ struct Args {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     concurrency: Option<usize>,
+    /// Redis, where dispatches arrive [env: CONVEYOR_REDIS_URL]; without it the worker polls
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redis_url: Option<String>,
     /// Where workspaces are created [env: CONVEYOR_WORK_DIR]
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

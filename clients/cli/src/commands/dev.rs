@@ -52,9 +52,16 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     };
     let mut services = Services::new()?;
     let definitions = conveyor_definitions::register(&mut services, &definitions_config).await?;
-    let reconciler =
-        conveyor_execution::register(&mut services, &execution_config, Arc::new(definitions))
-            .await?;
+    // Dispatches and events stay in process: no Redis needed.
+    let queue: Arc<dyn conveyor_platform::queue::Queue> =
+        Arc::new(conveyor_platform::queue::InProcessQueue::new());
+    let background = conveyor_execution::register(
+        &mut services,
+        &execution_config,
+        Arc::new(definitions),
+        queue.clone(),
+    )
+    .await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -74,8 +81,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         name: "dev-worker".to_owned(),
         ..conveyor_worker::Config::default()
     };
-    let worker = tokio::spawn(conveyor_worker::run(
+    let worker = tokio::spawn(conveyor_worker::run_with(
         worker_config,
+        Some(queue),
         stopped(stop_rx.clone()),
     ));
 
@@ -90,7 +98,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         "  try:      conveyor pipeline init --type application > app.yaml && conveyor pipeline apply -f app.yaml"
     );
     server::serve(listener, &server_config, services, stopped(stop_rx)).await?;
-    reconciler.abort();
+    drop(background);
     worker.await??;
     Ok(ExitCode::SUCCESS)
 }

@@ -203,6 +203,7 @@ pub fn execution_basic(e: &Execution) -> pb::Execution {
             execution: e.clone(),
             stages: Vec::new(),
             actions: Vec::new(),
+            transitions: Vec::new(),
         },
         false,
     )

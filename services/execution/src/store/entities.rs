@@ -87,6 +87,7 @@ pub mod action_run {
         pub state: String,
         pub attempt: i32,
         pub failures: i32,
+        pub lost_leases: i32,
         pub retries: i32,
         pub worker: String,
         pub lease_expire_time: Option<DateTimeUtc>,
@@ -96,6 +97,28 @@ pub mod action_run {
         pub queue_time: Option<DateTimeUtc>,
         pub start_time: Option<DateTimeUtc>,
         pub end_time: Option<DateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod outbox {
+    use sea_orm::entity::prelude::*;
+
+    /// Messages written in the same transaction as the change they announce,
+    /// relayed to the queue afterwards and then deleted.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "outbox")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub topic: String,
+        #[sea_orm(column_type = "Blob")]
+        pub payload: Vec<u8>,
+        pub create_time: DateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -14,7 +14,7 @@ use sea_orm::{
     EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
 };
 
-use entities::{action_run, execution, stage_run};
+use entities::{action_run, execution, outbox, stage_run};
 pub use migration::Migrator;
 
 use crate::model::*;
@@ -68,7 +68,7 @@ impl Store {
     /// execution created then instead.
     pub async fn insert(
         &self,
-        s: &Snapshot,
+        mut s: Snapshot,
         request_id: Option<&str>,
     ) -> Result<Snapshot, StoreError> {
         if let Some(id) = request_id
@@ -80,6 +80,7 @@ impl Store {
             return self.load(&existing.id).await;
         }
         let txn = self.db.begin().await?;
+        let messages = crate::events::outgoing(&mut s);
         let inserted = rows::execution_active(&s.execution, request_id.map(str::to_owned))
             .insert(&txn)
             .await;
@@ -106,6 +107,7 @@ impl Store {
                 .exec(&txn)
                 .await?;
         }
+        write_outbox(&txn, messages).await?;
         txn.commit().await?;
         self.load(&s.execution.id).await
     }
@@ -268,6 +270,50 @@ impl Store {
             .await?)
     }
 
+    /// Outbox messages not relayed yet, oldest first: (id, topic, payload).
+    pub async fn pending_outbox(
+        &self,
+        limit: u64,
+    ) -> Result<Vec<(i64, String, Vec<u8>)>, StoreError> {
+        Ok(outbox::Entity::find()
+            .order_by_asc(outbox::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|m| (m.id, m.topic, m.payload))
+            .collect())
+    }
+
+    /// Forgets relayed messages.
+    pub async fn delete_outbox(&self, ids: &[i64]) -> Result<(), StoreError> {
+        if !ids.is_empty() {
+            outbox::Entity::delete_many()
+                .filter(outbox::Column::Id.is_in(ids.iter().copied()))
+                .exec(&self.db)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Queued attempts waiting since before `before`: (execution, action).
+    pub async fn stale_queued(
+        &self,
+        before: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(action_run::Entity::find()
+            .select_only()
+            .column(action_run::Column::ExecutionId)
+            .column(action_run::Column::Id)
+            .filter(action_run::Column::State.eq(ActionState::Queued.as_str()))
+            .filter(action_run::Column::QueueTime.lt(before))
+            .limit(limit)
+            .into_tuple()
+            .all(&self.db)
+            .await?)
+    }
+
     /// Executions newest first, optionally of one pipeline, older than `before`.
     pub async fn list(
         &self,
@@ -319,6 +365,7 @@ async fn load<C: sea_orm::ConnectionTrait>(db: &C, id: &str) -> Result<Snapshot,
             .into_iter()
             .map(rows::action_from)
             .collect::<Result<_, _>>()?,
+        transitions: Vec::new(),
     })
 }
 
@@ -360,5 +407,23 @@ async fn save(
         rows::action_active(action).update(txn).await?;
         action.dirty = false;
     }
+    write_outbox(txn, crate::events::outgoing(s)).await
+}
+
+async fn write_outbox<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    messages: Vec<crate::events::Outgoing>,
+) -> Result<(), StoreError> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let now = Utc::now();
+    let rows = messages.into_iter().map(|m| outbox::ActiveModel {
+        id: sea_orm::ActiveValue::NotSet,
+        topic: sea_orm::ActiveValue::Set(m.topic),
+        payload: sea_orm::ActiveValue::Set(m.payload),
+        create_time: sea_orm::ActiveValue::Set(now),
+    });
+    outbox::Entity::insert_many(rows).exec(db).await?;
     Ok(())
 }

@@ -412,3 +412,67 @@ on_every_backend!(parallel_actions_each_run_exactly_once, 30, |cp, dir| {
     assert_eq!(lines.len(), 12);
     assert!(stage(&done, "build").actions.iter().all(|a| a.attempt == 1));
 });
+
+on_every_backend!(events_describe_the_execution, 30, |cp, dir| {
+    use conveyor_api::events::v1 as ev;
+    use prost::Message;
+    let repo = git_repo(dir.path());
+    cp.apply(&pipeline("shop", &repo, "true", "exit 3", ""))
+        .await;
+    let mut events = cp
+        .queue
+        .reader(conveyor_platform::queue::EVENTS_STREAM, "test", "t")
+        .await
+        .expect("reader");
+    cp.start_worker();
+    let started = cp.start_execution("shop", "").await;
+    let done = cp.wait_done(&started.name, Duration::from_secs(60)).await;
+    assert_eq!(state(&done), pb::ExecutionState::Failed);
+    let mut kinds = Vec::new();
+    let mut finished = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while finished.is_none() && tokio::time::Instant::now() < deadline {
+        for d in events
+            .next(Duration::from_millis(500), 100)
+            .await
+            .expect("events")
+        {
+            let event = ev::Event::decode(d.payload.as_slice()).expect("an Event");
+            assert_eq!(event.source, "conveyor-execution");
+            kinds.push(event.r#type.clone());
+            if let Some(ev::event::Payload::ExecutionFinished(f)) = event.payload {
+                finished = Some(f);
+            }
+        }
+    }
+    assert_eq!(
+        kinds,
+        vec![
+            "execution.started",
+            "execution.stage.started",
+            "execution.action.succeeded",
+            "execution.stage.succeeded",
+            "execution.stage.started",
+            "execution.action.failed",
+            "execution.stage.failed",
+            "execution.finished",
+        ]
+    );
+    let finished = finished.expect("execution.finished");
+    assert_eq!(finished.outcome, pb::ExecutionState::Failed as i32);
+    assert_eq!(finished.failed_stage, "beta");
+    assert_eq!(finished.context.expect("context").execution, started.name);
+});
+
+on_every_backend!(lost_dispatches_are_sent_again, 30, |cp, dir| {
+    let repo = git_repo(dir.path());
+    cp.apply(&pipeline("shop", &repo, "true", "true", "")).await;
+    let started = cp.start_execution("shop", "").await;
+    // Lose every dispatch so far, as a Redis restart would.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cp.drop_dispatches().await;
+    cp.start_worker();
+    // The reconciler dispatches the queued attempt again (after 2 s here).
+    let done = cp.wait_done(&started.name, Duration::from_secs(60)).await;
+    assert_eq!(state(&done), pb::ExecutionState::Succeeded, "{done:#?}");
+});

@@ -11,6 +11,7 @@ use conveyor_api::execution::v1::execution_service_client::ExecutionServiceClien
 use conveyor_api::execution::v1::worker_service_client::WorkerServiceClient;
 use conveyor_definitions::domain::{Change, Definitions, Source};
 use conveyor_definitions::spec::Format;
+use conveyor_platform::queue::{InProcessQueue, Queue, RedisQueue};
 use conveyor_platform::server::{self, Services};
 use sea_orm::{ConnectionTrait, Database};
 use tokio::sync::oneshot;
@@ -95,6 +96,27 @@ pub struct ControlPlane {
     worker_stop: Option<oneshot::Sender<()>>,
     worker_task: Option<tokio::task::JoinHandle<()>>,
     pub work_dir: tempfile::TempDir,
+    /// Redis (each test its own key prefix) when configured, else in process.
+    pub queue: Arc<dyn Queue>,
+    redis_key: Option<String>,
+}
+
+/// The queue, and the Redis key of the default dispatch stream when on Redis.
+async fn test_queue() -> (Arc<dyn Queue>, Option<String>) {
+    match std::env::var("CONVEYOR_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => {
+            let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
+            let queue = RedisQueue::connect(&url, &prefix)
+                .await
+                .expect("connect to CONVEYOR_TEST_REDIS_URL");
+            let key = queue.key(&conveyor_platform::queue::dispatch_stream("default"));
+            (Arc::new(queue), Some(key))
+        }
+        _ if std::env::var("CI").is_ok_and(|v| !v.is_empty()) => {
+            panic!("CI must set CONVEYOR_TEST_REDIS_URL; refusing to skip the Redis tests")
+        }
+        _ => (Arc::new(InProcessQueue::new()), None),
+    }
 }
 
 impl ControlPlane {
@@ -116,12 +138,18 @@ impl ControlPlane {
             max_connections: 4,
             lease_secs,
             reconcile_interval_secs: 1,
+            redispatch_secs: 2,
             ..Default::default()
         };
-        let reconciler =
-            conveyor_execution::register(&mut services, &config, Arc::new(definitions.clone()))
-                .await
-                .expect("register execution");
+        let (queue, redis_key) = test_queue().await;
+        let background = conveyor_execution::register(
+            &mut services,
+            &config,
+            Arc::new(definitions.clone()),
+            queue.clone(),
+        )
+        .await
+        .expect("register execution");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -133,7 +161,7 @@ impl ControlPlane {
                 let _ = stopped.await;
             })
             .await;
-            reconciler.abort();
+            drop(background);
         });
         let channel = conveyor_api::client::channel(&format!("http://{addr}")).expect("channel");
         ControlPlane {
@@ -146,6 +174,8 @@ impl ControlPlane {
             worker_stop: None,
             worker_task: None,
             work_dir: tempfile::tempdir().expect("tempdir"),
+            queue,
+            redis_key,
         }
     }
 
@@ -160,8 +190,9 @@ impl ControlPlane {
         };
         let (stop, stopped) = oneshot::channel::<()>();
         self.worker_stop = Some(stop);
+        let queue = self.queue.clone();
         self.worker_task = Some(tokio::spawn(async move {
-            conveyor_worker::run(config, async move {
+            conveyor_worker::run_with(config, Some(queue), async move {
                 let _ = stopped.await;
             })
             .await
@@ -181,6 +212,44 @@ impl ControlPlane {
         }
         if let Some(task) = self.task.take() {
             let _ = task.await;
+        }
+    }
+
+    /// Deletes the default pool's dispatch stream (Redis) or everything
+    /// queued so far (in process): dispatches are lost, the database is not.
+    pub async fn drop_dispatches(&mut self) {
+        match std::env::var("CONVEYOR_TEST_REDIS_URL") {
+            Ok(url) if !url.is_empty() => {
+                let client = redis::Client::open(url.as_str()).expect("redis url");
+                let mut con = client
+                    .get_multiplexed_async_connection()
+                    .await
+                    .expect("redis");
+                let key = self.redis_key.clone().expect("redis prefix");
+                let _: i64 = redis::cmd("DEL")
+                    .arg(key)
+                    .query_async(&mut con)
+                    .await
+                    .expect("DEL");
+            }
+            _ => {
+                // The in-process queue: a fresh reader group starts after what is there.
+                let mut drain = self
+                    .queue
+                    .reader(
+                        &conveyor_platform::queue::dispatch_stream("default"),
+                        "workers",
+                        "drain",
+                    )
+                    .await
+                    .expect("reader");
+                while !drain
+                    .next(Duration::from_millis(50), 100)
+                    .await
+                    .expect("drain")
+                    .is_empty()
+                {}
+            }
         }
     }
 

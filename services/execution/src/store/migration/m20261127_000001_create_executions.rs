@@ -84,6 +84,7 @@ impl MigrationTrait for Migration {
                     .col(string(ActionRuns::State))
                     .col(integer(ActionRuns::Attempt))
                     .col(integer(ActionRuns::Failures))
+                    .col(integer(ActionRuns::LostLeases))
                     .col(integer(ActionRuns::Retries))
                     .col(string(ActionRuns::Worker))
                     .col(timestamp_with_time_zone_null(ActionRuns::LeaseExpireTime))
@@ -105,6 +106,18 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
+            .create_table(
+                Table::create()
+                    .table(Outbox::Table)
+                    .if_not_exists()
+                    .col(big_pk_auto(Outbox::Id))
+                    .col(string(Outbox::Topic))
+                    .col(blob(Outbox::Payload))
+                    .col(timestamp_with_time_zone(Outbox::CreateTime))
+                    .to_owned(),
+            )
+            .await?;
+        manager
             .create_index(
                 Index::create()
                     .name("ix_action_runs_pool_state")
@@ -119,6 +132,7 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for table in [
+            Outbox::Table.into_iden(),
             ActionRuns::Table.into_iden(),
             StageRuns::Table.into_iden(),
             Executions::Table.into_iden(),
@@ -185,6 +199,7 @@ enum ActionRuns {
     State,
     Attempt,
     Failures,
+    LostLeases,
     Retries,
     Worker,
     LeaseExpireTime,
@@ -193,4 +208,13 @@ enum ActionRuns {
     QueueTime,
     StartTime,
     EndTime,
+}
+
+#[derive(DeriveIden)]
+enum Outbox {
+    Table,
+    Id,
+    Topic,
+    Payload,
+    CreateTime,
 }

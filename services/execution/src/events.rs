@@ -1,0 +1,247 @@
+//! What an execution announces: each engine transition becomes an outbox
+//! message, a `conveyor.events.v1.Event` on the event stream or a dispatch
+//! on the pool's stream, written in the same transaction as the change.
+
+use conveyor_api::common::v1 as common;
+use conveyor_api::events::v1 as ev;
+use conveyor_api::execution::v1 as pb;
+use conveyor_platform::queue::{Dispatch, EVENTS_STREAM, dispatch_stream};
+use prost::Message;
+use prost_types::Timestamp;
+
+use crate::model::*;
+
+/// A message to relay: the stream it goes to and its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub topic: String,
+    pub payload: Vec<u8>,
+}
+
+fn ts(t: chrono::DateTime<chrono::Utc>) -> Timestamp {
+    Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+fn pipeline_type(t: &str) -> common::PipelineType {
+    conveyor_definitions::spec::PipelineType::parse(t)
+        .map(conveyor_definitions::api::pipeline_type_to_pb)
+        .unwrap_or(common::PipelineType::Unspecified)
+}
+
+fn execution_name(e: &Execution) -> String {
+    format!("pipelines/{}/executions/{}", e.pipeline, e.id)
+}
+
+fn context(e: &Execution) -> ev::ExecutionContext {
+    ev::ExecutionContext {
+        execution: execution_name(e),
+        pipeline: format!("pipelines/{}", e.pipeline),
+        project: e.project.clone(),
+        pipeline_type: pipeline_type(&e.pipeline_type) as i32,
+        revision: format!("pipelines/{}/revisions/{}", e.pipeline, e.revision),
+        build_only: e.build_only,
+    }
+}
+
+fn stage_context(st: &StageRun) -> ev::StageContext {
+    ev::StageContext {
+        stage: st.name.clone(),
+        environment: st.environment.clone(),
+        tier: 0,
+    }
+}
+
+fn commit(e: &Execution) -> pb::Commit {
+    pb::Commit {
+        sha: e.commit_sha.clone(),
+        branch: e.branch.clone(),
+        author: e.author.clone(),
+        message: e.message.clone(),
+        commit_time: e.commit_time.map(ts),
+        land_time: None,
+    }
+}
+
+fn event(kind: &str, subject: String, payload: ev::event::Payload) -> Outgoing {
+    let traceparent = conveyor_platform::telemetry::current_context()
+        .remove("traceparent")
+        .unwrap_or_default();
+    let event = ev::Event {
+        id: uuid::Uuid::now_v7().to_string(),
+        time: Some(ts(chrono::Utc::now())),
+        source: "conveyor-execution".to_owned(),
+        r#type: kind.to_owned(),
+        subject,
+        traceparent,
+        tracestate: String::new(),
+        schema_version: 1,
+        payload: Some(payload),
+    };
+    Outgoing {
+        topic: EVENTS_STREAM.to_owned(),
+        payload: event.encode_to_vec(),
+    }
+}
+
+/// The messages announcing `transitions` of `s` (taken from it).
+pub fn outgoing(s: &mut Snapshot) -> Vec<Outgoing> {
+    let transitions = std::mem::take(&mut s.transitions);
+    let e = &s.execution;
+    let name = execution_name(e);
+    let stage_of = |index: i32| s.stages.iter().find(|st| st.index == index);
+    let action_of = |id: &str| s.actions.iter().find(|a| a.id == id);
+    let mut out = Vec::new();
+    for t in transitions {
+        use ev::event::Payload as P;
+        match t {
+            Transition::ExecutionStarted => out.push(event(
+                "execution.started",
+                name.clone(),
+                P::ExecutionStarted(ev::ExecutionStarted {
+                    context: Some(context(e)),
+                    commit: Some(commit(e)),
+                    commits: vec![commit(e)],
+                    ..Default::default()
+                }),
+            )),
+            Transition::StageStarted { stage } => {
+                if let Some(st) = stage_of(stage) {
+                    out.push(event(
+                        "execution.stage.started",
+                        name.clone(),
+                        P::StageStarted(ev::StageStarted {
+                            context: Some(context(e)),
+                            stage: Some(stage_context(st)),
+                            ..Default::default()
+                        }),
+                    ));
+                }
+            }
+            Transition::StageEnded { stage } => {
+                let Some(st) = stage_of(stage) else { continue };
+                let payload = if st.state == StageState::Succeeded {
+                    (
+                        "execution.stage.succeeded",
+                        P::StageSucceeded(ev::StageSucceeded {
+                            context: Some(context(e)),
+                            stage: Some(stage_context(st)),
+                            start_time: st.start_time.map(ts),
+                            end_time: st.end_time.map(ts),
+                            ..Default::default()
+                        }),
+                    )
+                } else {
+                    (
+                        "execution.stage.failed",
+                        P::StageFailed(ev::StageFailed {
+                            context: Some(context(e)),
+                            stage: Some(stage_context(st)),
+                            reason: st.state_reason.clone(),
+                            start_time: st.start_time.map(ts),
+                            end_time: st.end_time.map(ts),
+                            ..Default::default()
+                        }),
+                    )
+                };
+                out.push(event(payload.0, name.clone(), payload.1));
+            }
+            Transition::ActionQueued { action } => {
+                if let Some(a) = action_of(&action) {
+                    let dispatch = Dispatch::V1 {
+                        action_run: format!("{name}/actionRuns/{}", a.id),
+                        attempt: a.attempt,
+                        traceparent: String::new(),
+                    };
+                    out.push(Outgoing {
+                        topic: dispatch_stream(&a.pool),
+                        payload: dispatch.encode(),
+                    });
+                }
+            }
+            Transition::ActionEnded {
+                action,
+                attempt,
+                last,
+            } => {
+                let Some(a) = action_of(&action) else {
+                    continue;
+                };
+                let Some(st) = stage_of(a.stage_index) else {
+                    continue;
+                };
+                let action_context = ev::ActionContext {
+                    action_run: format!("{name}/actionRuns/{}", a.id),
+                    action: a.name.clone(),
+                    attempt,
+                    worker: a.worker.clone(),
+                    ..Default::default()
+                };
+                let payload = if a.state == ActionState::Succeeded {
+                    (
+                        "execution.action.succeeded",
+                        P::ActionSucceeded(ev::ActionSucceeded {
+                            context: Some(context(e)),
+                            stage: Some(stage_context(st)),
+                            action: Some(action_context),
+                            start_time: a.start_time.map(ts),
+                            end_time: a.end_time.map(ts),
+                            ..Default::default()
+                        }),
+                    )
+                } else {
+                    (
+                        "execution.action.failed",
+                        P::ActionFailed(ev::ActionFailed {
+                            context: Some(context(e)),
+                            stage: Some(stage_context(st)),
+                            action: Some(action_context),
+                            exit_code: a.exit_code,
+                            reason: a.failure_reason.clone(),
+                            last_attempt: last,
+                            start_time: a.start_time.map(ts),
+                            end_time: a.end_time.map(ts),
+                            ..Default::default()
+                        }),
+                    )
+                };
+                out.push(event(
+                    payload.0,
+                    format!("{name}/actionRuns/{}", a.id),
+                    payload.1,
+                ));
+            }
+            Transition::ExecutionFinished => {
+                let outcome = match e.state {
+                    ExecutionState::Succeeded => pb::ExecutionState::Succeeded,
+                    ExecutionState::Failed => pb::ExecutionState::Failed,
+                    ExecutionState::Cancelled => pb::ExecutionState::Cancelled,
+                    ExecutionState::Running => pb::ExecutionState::Running,
+                };
+                out.push(event(
+                    "execution.finished",
+                    name.clone(),
+                    P::ExecutionFinished(ev::ExecutionFinished {
+                        context: Some(context(e)),
+                        outcome: outcome as i32,
+                        reason: e.state_reason.clone(),
+                        failed_stage: s
+                            .stages
+                            .iter()
+                            .find(|st| st.state == StageState::Failed)
+                            .map(|st| st.name.clone())
+                            .unwrap_or_default(),
+                        commits: vec![commit(e)],
+                        create_time: Some(ts(e.create_time)),
+                        start_time: Some(ts(e.create_time)),
+                        end_time: e.end_time.map(ts),
+                        ..Default::default()
+                    }),
+                ));
+            }
+        }
+    }
+    out
+}
