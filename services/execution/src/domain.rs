@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::engine::{self, Outcome, ReportError, Reported};
+use crate::engine::{self, ApprovalError, AttemptReport, ReportError, Reported};
 use crate::error::Error;
 use crate::model::*;
 use crate::specs::SpecSource;
@@ -185,6 +185,54 @@ impl Executions {
         Ok(snapshot)
     }
 
+    /// Approves (or rejects) the stage of execution `id` that waits for
+    /// approval, as `principal` (a member of `groups`).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn decide(
+        &self,
+        pipeline: &str,
+        id: &str,
+        stage: &str,
+        principal: &str,
+        groups: &[String],
+        approve: bool,
+        comment: &str,
+    ) -> Result<Snapshot, Error> {
+        if principal.is_empty() {
+            return Err(Error::invalid("principal.id", "required: who decides"));
+        }
+        if comment.len() > 4096 {
+            return Err(Error::invalid("comment", "at most 4096 bytes"));
+        }
+        self.get(pipeline, id).await?;
+        let (snapshot, result) = self
+            .store
+            .update(id, |s| {
+                engine::decide(s, stage, principal, groups, approve, comment, Utc::now())
+            })
+            .await?;
+        match result {
+            Ok(()) => {
+                self.relay_now.notify_one();
+                tracing::info!(execution = %id, stage, principal, approve, "approval recorded");
+                Ok(snapshot)
+            }
+            Err(ApprovalError::UnknownStage) => Err(Error::invalid(
+                "stage",
+                format!("no stage {stage:?} in this execution"),
+            )),
+            Err(ApprovalError::NotWaiting) => Err(Error::StageNotWaiting(stage.to_owned())),
+            Err(ApprovalError::NotAnApprover) => Err(Error::PermissionDenied {
+                reason: "NOT_AN_APPROVER",
+                message: format!("{principal} is not an approver of stage {stage:?}"),
+            }),
+            Err(ApprovalError::AuthorMayNotApprove) => Err(Error::PermissionDenied {
+                reason: "AUTHOR_MAY_NOT_APPROVE",
+                message: format!("{principal} wrote the change and may not approve it"),
+            }),
+        }
+    }
+
     /// Leases the next attempt of `pool` (or the dispatched attempt named by
     /// `wanted`) to `worker`, waiting up to `wait` for one to be queued.
     pub async fn claim(
@@ -242,24 +290,14 @@ impl Executions {
     pub async fn report(
         &self,
         action_id: &str,
-        attempt: i32,
-        outcome: Outcome,
-        exit_code: Option<i32>,
-        message: &str,
+        report: AttemptReport,
     ) -> Result<(ActionRun, bool), Error> {
+        let attempt = report.attempt;
         let execution_id = self.store.execution_of(action_id).await?;
         let (snapshot, result) = self
             .store
             .update(&execution_id, |s| {
-                engine::report(
-                    s,
-                    action_id,
-                    attempt,
-                    outcome,
-                    exit_code,
-                    message,
-                    Utc::now(),
-                )
+                engine::report(s, action_id, &report, Utc::now())
             })
             .await?;
         self.relay_now.notify_one();

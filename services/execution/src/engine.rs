@@ -5,7 +5,7 @@
 //! transaction, so any replica can run any step.
 
 use chrono::{DateTime, Utc};
-use conveyor_definitions::spec::Document;
+use conveyor_definitions::spec::{ActionKind, Document, Gates, Thresholds};
 
 use crate::model::*;
 
@@ -72,6 +72,13 @@ pub fn plan(doc: &Document, execution: Execution, now: DateTime<Utc>) -> Snapsho
             },
             start_time: None,
             end_time: None,
+            approval: stage.approval.as_ref().map(|a| ApprovalPolicy {
+                groups: a.groups.clone(),
+                principals: a.principals.clone(),
+                allow_author: a.allow_author,
+                min_approvals: a.min_approvals,
+            }),
+            approvals: Vec::new(),
             dirty: true,
         });
         for action in &stage.actions {
@@ -102,6 +109,9 @@ pub fn plan(doc: &Document, execution: Execution, now: DateTime<Utc>) -> Snapsho
                 queue_time: None,
                 start_time: None,
                 end_time: None,
+                sarif: action.outputs.sarif.clone(),
+                gate: gate_for(action.kind, &doc.spec.gates),
+                findings: Findings::default(),
                 dirty: true,
             });
         }
@@ -114,6 +124,60 @@ pub fn plan(doc: &Document, execution: Execution, now: DateTime<Utc>) -> Snapsho
     };
     advance(&mut snapshot, now);
     snapshot
+}
+
+/// The gate an action's findings are judged by (DPRA: secrets detection
+/// fails on any finding; scanners against the pipeline's thresholds).
+fn gate_for(kind: ActionKind, gates: &Gates) -> Option<Gate> {
+    let thresholds = |t: &Thresholds| Gate::Thresholds {
+        critical: t.critical,
+        high: t.high,
+        medium: t.medium,
+        low: t.low,
+    };
+    match kind {
+        ActionKind::SecretsDetection => Some(Gate::AnyFinding),
+        ActionKind::Sast => Some(thresholds(&gates.sast)),
+        ActionKind::Sca => Some(thresholds(&gates.sca)),
+        ActionKind::CodeQuality => gates.code_quality.as_ref().map(thresholds),
+        ActionKind::Dast => gates.dast.as_ref().map(thresholds),
+        ActionKind::VulnerabilityScan => gates.vulnerability_scan.as_ref().map(thresholds),
+        ActionKind::PolicyAsCode => gates.policy_as_code.as_ref().map(thresholds),
+        _ => None,
+    }
+}
+
+/// Why findings fail a gate, if they do.
+pub fn gate_violation(gate: &Gate, f: &Findings) -> Option<String> {
+    match gate {
+        Gate::AnyFinding if f.total() > 0 => Some(format!(
+            "secrets detection found {} secret(s); any finding fails the run",
+            f.total()
+        )),
+        Gate::AnyFinding => None,
+        Gate::Thresholds {
+            critical,
+            high,
+            medium,
+            low,
+        } => {
+            let over: Vec<String> = [
+                ("critical", f.critical, critical),
+                ("high", f.high, high),
+                ("medium", f.medium, medium),
+                ("low", f.low, low),
+            ]
+            .into_iter()
+            .filter_map(|(name, found, limit)| {
+                limit
+                    .filter(|limit| found > *limit)
+                    .map(|limit| format!("{found} {name} (at most {limit})"))
+            })
+            .collect();
+            (!over.is_empty())
+                .then(|| format!("findings over the gate's thresholds: {}", over.join(", ")))
+        }
+    }
 }
 
 /// Dispatches an action: a new attempt, waiting for a worker.
@@ -129,16 +193,31 @@ pub fn queue(transitions: &mut Vec<Transition>, action: &mut ActionRun, now: Dat
     action.dirty = true;
 }
 
-/// Applies a worker's report for `attempt` of action `id`, then advances.
+/// What a worker reports about one attempt.
+#[derive(Debug, Clone)]
+pub struct AttemptReport {
+    pub attempt: i32,
+    pub outcome: Outcome,
+    pub exit_code: Option<i32>,
+    pub message: String,
+    pub findings: Findings,
+}
+
+/// Applies a worker's report for an attempt of action `id`, then advances.
 pub fn report(
     s: &mut Snapshot,
     id: &str,
-    attempt: i32,
-    outcome: Outcome,
-    exit_code: Option<i32>,
-    message: &str,
+    r: &AttemptReport,
     now: DateTime<Utc>,
 ) -> Result<Reported, ReportError> {
+    let AttemptReport {
+        attempt,
+        outcome,
+        exit_code,
+        findings,
+        ..
+    } = *r;
+    let message = r.message.as_str();
     let action = s
         .actions
         .iter_mut()
@@ -159,7 +238,14 @@ pub fn report(
         };
     }
     action.exit_code = exit_code;
+    action.findings = findings;
     action.dirty = true;
+    // A clean exit still fails when the findings break the gate; no retry
+    // would change what the scanner found.
+    let violation = match (outcome, &action.gate) {
+        (Outcome::Succeeded, Some(gate)) => gate_violation(gate, &findings),
+        _ => None,
+    };
     let transitions = &mut s.transitions;
     let ended = |transitions: &mut Vec<Transition>, action: &ActionRun, last: bool| {
         transitions.push(Transition::ActionEnded {
@@ -169,6 +255,11 @@ pub fn report(
         });
     };
     match outcome {
+        Outcome::Succeeded if violation.is_some() => {
+            let reason = violation.unwrap_or_default();
+            finish(action, ActionState::Failed, &reason, now);
+            ended(transitions, action, true);
+        }
         Outcome::Succeeded => {
             finish(action, ActionState::Succeeded, "", now);
             ended(transitions, action, true);
@@ -269,6 +360,85 @@ pub fn redispatch(s: &mut Snapshot, id: &str, now: DateTime<Utc>) -> bool {
     true
 }
 
+fn approvals_given(stage: &StageRun) -> u32 {
+    let mut approvers: Vec<&str> = stage
+        .approvals
+        .iter()
+        .filter(|a| a.approved)
+        .map(|a| a.principal.as_str())
+        .collect();
+    approvers.sort_unstable();
+    approvers.dedup();
+    approvers.len() as u32
+}
+
+/// Why an approval or rejection was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApprovalError {
+    UnknownStage,
+    NotWaiting,
+    NotAnApprover,
+    AuthorMayNotApprove,
+}
+
+/// Records `principal`'s decision on the stage waiting for approval; an
+/// approval that completes the count starts the stage with the artifacts
+/// of this same execution, a rejection fails it.
+pub fn decide(
+    s: &mut Snapshot,
+    stage_name: &str,
+    principal: &str,
+    groups: &[String],
+    approve: bool,
+    comment: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ApprovalError> {
+    let author = s.execution.author.clone();
+    let stage_pos = s
+        .stages
+        .iter()
+        .position(|st| st.name == stage_name)
+        .ok_or(ApprovalError::UnknownStage)?;
+    let stage = &mut s.stages[stage_pos];
+    if stage.state != StageState::WaitingApproval {
+        return Err(ApprovalError::NotWaiting);
+    }
+    let policy = stage.approval.clone().ok_or(ApprovalError::NotWaiting)?;
+    let allowed = policy.principals.iter().any(|p| p == principal)
+        || policy.groups.iter().any(|g| groups.contains(g));
+    if !allowed {
+        return Err(ApprovalError::NotAnApprover);
+    }
+    if approve && !policy.allow_author && !author.is_empty() && principal == author {
+        return Err(ApprovalError::AuthorMayNotApprove);
+    }
+    stage.approvals.push(ApprovalRecord {
+        principal: principal.to_owned(),
+        groups: groups.to_vec(),
+        approved: approve,
+        comment: comment.to_owned(),
+        time: now,
+    });
+    stage.dirty = true;
+    let index = stage.index;
+    s.transitions
+        .push(Transition::ApprovalRecorded { stage: index });
+    if approve {
+        if approvals_given(&s.stages[stage_pos]) >= policy.min_approvals {
+            s.stages[stage_pos].state = StageState::Pending;
+            advance(s, now);
+        }
+    } else {
+        let why = if comment.is_empty() {
+            format!("rejected by {principal}")
+        } else {
+            format!("rejected by {principal}: {comment}")
+        };
+        fail(s, stage_pos, why, now);
+    }
+    Ok(())
+}
+
 /// Stops an execution: nothing more is dispatched; running attempts are
 /// told to stop at their next heartbeat.
 pub fn cancel(s: &mut Snapshot, who: &str, now: DateTime<Utc>) -> bool {
@@ -321,22 +491,41 @@ pub fn advance(s: &mut Snapshot, now: DateTime<Utc>) {
         return;
     }
     loop {
-        let Some(stage_pos) = s
-            .stages
-            .iter()
-            .position(|st| matches!(st.state, StageState::Pending | StageState::Running))
-        else {
+        let Some(stage_pos) = s.stages.iter().position(|st| {
+            matches!(
+                st.state,
+                StageState::Pending | StageState::WaitingApproval | StageState::Running
+            )
+        }) else {
             end_execution(s, ExecutionState::Succeeded, String::new(), now);
             return;
         };
         let index = s.stages[stage_pos].index;
-        if s.stages[stage_pos].state == StageState::Pending {
-            let stage = &mut s.stages[stage_pos];
-            s.transitions
-                .push(Transition::StageStarted { stage: index });
-            stage.state = StageState::Running;
-            stage.start_time = Some(now);
-            stage.dirty = true;
+        let stage = &mut s.stages[stage_pos];
+        match stage.state {
+            StageState::WaitingApproval => return,
+            StageState::Pending
+                if stage
+                    .approval
+                    .as_ref()
+                    .is_some_and(|a| approvals_given(stage) < a.min_approvals) =>
+            {
+                stage.state = StageState::WaitingApproval;
+                stage.dirty = true;
+                s.execution.state = ExecutionState::WaitingApproval;
+                s.transitions
+                    .push(Transition::ApprovalRequested { stage: index });
+                return;
+            }
+            StageState::Pending => {
+                s.transitions
+                    .push(Transition::StageStarted { stage: index });
+                stage.state = StageState::Running;
+                stage.start_time = Some(now);
+                stage.dirty = true;
+                s.execution.state = ExecutionState::Running;
+            }
+            _ => {}
         }
         let failed = s
             .actions

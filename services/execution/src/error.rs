@@ -28,6 +28,13 @@ pub enum Error {
     },
     #[error("execution {0:?} already ended")]
     AlreadyEnded(String),
+    #[error("stage {0:?} is not waiting for approval")]
+    StageNotWaiting(String),
+    #[error("{message}")]
+    PermissionDenied {
+        reason: &'static str,
+        message: String,
+    },
     #[error("{0:?} changed concurrently; retry")]
     Conflict(String),
     #[error("a dependency is unavailable: {0}")]
@@ -123,6 +130,14 @@ impl From<Error> for Status {
             Error::AlreadyEnded(id) => {
                 info(&mut d, "EXECUTION_ENDED", &[("execution", id.clone())]);
                 Code::FailedPrecondition
+            }
+            Error::StageNotWaiting(stage) => {
+                info(&mut d, "STAGE_NOT_WAITING", &[("stage", stage.clone())]);
+                Code::FailedPrecondition
+            }
+            Error::PermissionDenied { reason, .. } => {
+                info(&mut d, reason, &[]);
+                Code::PermissionDenied
             }
             Error::Conflict(id) => {
                 info(&mut d, "CONCURRENT_CHANGE", &[("resource", id.clone())]);

@@ -213,12 +213,53 @@ pub fn outgoing(s: &mut Snapshot) -> Vec<Outgoing> {
                     payload.1,
                 ));
             }
+            Transition::ApprovalRequested { stage } => {
+                let Some(st) = stage_of(stage) else { continue };
+                let policy = st.approval.clone();
+                out.push(event(
+                    "execution.approval.requested",
+                    name.clone(),
+                    P::ApprovalRequested(ev::ApprovalRequested {
+                        context: Some(context(e)),
+                        stage: Some(stage_context(st)),
+                        approvers: policy
+                            .as_ref()
+                            .map(|p| {
+                                p.principals
+                                    .iter()
+                                    .cloned()
+                                    .chain(p.groups.iter().map(|g| format!("group:{g}")))
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                        required_approvals: policy.map_or(0, |p| p.min_approvals as i32),
+                        ..Default::default()
+                    }),
+                ));
+            }
+            Transition::ApprovalRecorded { stage } => {
+                let Some(st) = stage_of(stage) else { continue };
+                let Some(last) = st.approvals.last() else {
+                    continue;
+                };
+                out.push(event(
+                    "execution.approval.recorded",
+                    name.clone(),
+                    P::ApprovalRecorded(ev::ApprovalRecorded {
+                        context: Some(context(e)),
+                        stage: Some(stage_context(st)),
+                        approval: Some(crate::api::approval(last)),
+                        gate_state: crate::api::approval_state(st) as i32,
+                    }),
+                ));
+            }
             Transition::ExecutionFinished => {
                 let outcome = match e.state {
                     ExecutionState::Succeeded => pb::ExecutionState::Succeeded,
                     ExecutionState::Failed => pb::ExecutionState::Failed,
                     ExecutionState::Cancelled => pb::ExecutionState::Cancelled,
                     ExecutionState::Running => pb::ExecutionState::Running,
+                    ExecutionState::WaitingApproval => pb::ExecutionState::WaitingApproval,
                 };
                 out.push(event(
                     "execution.finished",

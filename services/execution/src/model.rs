@@ -25,6 +25,7 @@ string_enum!(
     /// Where an execution stands.
     ExecutionState {
         Running => "running",
+        WaitingApproval => "waiting_approval",
         Succeeded => "succeeded",
         Failed => "failed",
         Cancelled => "cancelled",
@@ -33,13 +34,17 @@ string_enum!(
 
 impl ExecutionState {
     pub fn is_final(self) -> bool {
-        !matches!(self, ExecutionState::Running)
+        matches!(
+            self,
+            ExecutionState::Succeeded | ExecutionState::Failed | ExecutionState::Cancelled
+        )
     }
 }
 
 string_enum!(
     StageState {
         Pending => "pending",
+        WaitingApproval => "waiting_approval",
         Running => "running",
         Succeeded => "succeeded",
         Failed => "failed",
@@ -105,6 +110,14 @@ pub enum Transition {
         attempt: i32,
         last: bool,
     },
+    /// A stage waits for a human approval.
+    ApprovalRequested {
+        stage: i32,
+    },
+    /// Someone approved or rejected a stage.
+    ApprovalRecorded {
+        stage: i32,
+    },
     ExecutionFinished,
 }
 
@@ -142,7 +155,63 @@ pub struct StageRun {
     pub state_reason: String,
     pub start_time: Option<DateTime<Utc>>,
     pub end_time: Option<DateTime<Utc>>,
+    /// Who must approve before the stage runs (production stages).
+    pub approval: Option<ApprovalPolicy>,
+    /// Decisions so far, in order.
+    pub approvals: Vec<ApprovalRecord>,
     pub dirty: bool,
+}
+
+/// A stage's approval rule, copied from the pinned spec.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalPolicy {
+    pub groups: Vec<String>,
+    pub principals: Vec<String>,
+    pub allow_author: bool,
+    pub min_approvals: u32,
+}
+
+/// One approver's decision, kept for the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalRecord {
+    pub principal: String,
+    pub groups: Vec<String>,
+    pub approved: bool,
+    pub comment: String,
+    pub time: DateTime<Utc>,
+}
+
+/// Findings of a scanner, by severity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Findings {
+    pub critical: u32,
+    pub high: u32,
+    pub medium: u32,
+    pub low: u32,
+    pub info: u32,
+}
+
+impl Findings {
+    pub fn total(&self) -> u32 {
+        self.critical + self.high + self.medium + self.low + self.info
+    }
+}
+
+/// How an action's findings decide its outcome.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Gate {
+    /// Secrets detection: any finding fails the run.
+    AnyFinding,
+    /// At most this many findings per severity (`None`: unlimited).
+    Thresholds {
+        critical: Option<u32>,
+        high: Option<u32>,
+        medium: Option<u32>,
+        low: Option<u32>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -173,5 +242,10 @@ pub struct ActionRun {
     pub queue_time: Option<DateTime<Utc>>,
     pub start_time: Option<DateTime<Utc>>,
     pub end_time: Option<DateTime<Utc>>,
+    /// SARIF reports the action writes, relative to its workspace.
+    pub sarif: Vec<String>,
+    pub gate: Option<Gate>,
+    /// What the last report found.
+    pub findings: Findings,
     pub dirty: bool,
 }

@@ -5,6 +5,7 @@
 //! stops it and discards the result.
 
 pub mod runner;
+pub mod sarif;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -264,16 +265,12 @@ async fn run_attempt(
         heartbeat.abort();
         false
     };
-    if let Err(e) = tokio::fs::remove_dir_all(&workspace).await
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!(error = %e, workspace = %workspace.display(), "cannot remove workspace");
-    }
     if stale {
+        remove_workspace(&workspace).await;
         tracing::warn!("attempt went stale; result discarded");
         return;
     }
-    let (outcome, exit_code, message) = match ended {
+    let (mut outcome, exit_code, mut message) = match ended {
         Ended::Exited { code: 0 } => (pb::TaskOutcome::Succeeded, Some(0), String::new()),
         Ended::Exited { code } => (
             pb::TaskOutcome::Failed,
@@ -297,6 +294,31 @@ async fn run_attempt(
         ),
         Ended::SetupFailed(why) => (pb::TaskOutcome::Failed, None, why),
     };
+    // Scanners report through their SARIF outputs, whatever their exit code.
+    let mut findings = pb::FindingCounts::default();
+    for output in task
+        .outputs
+        .iter()
+        .filter(|o| o.kind == pb::ArtifactKind::Sarif as i32)
+    {
+        let path = workspace.join(&output.path);
+        let counted = match tokio::fs::read(&path).await {
+            Ok(bytes) => sarif::count(&bytes, &mut findings)
+                .map_err(|e| format!("SARIF report {:?} is not valid: {e}", output.path)),
+            Err(_) if outcome != pb::TaskOutcome::Succeeded => Ok(()),
+            Err(e) => Err(format!(
+                "declared SARIF report {:?} was not written: {e}",
+                output.path
+            )),
+        };
+        if let Err(why) = counted
+            && outcome == pb::TaskOutcome::Succeeded
+        {
+            outcome = pb::TaskOutcome::Failed;
+            message = why;
+        }
+    }
+    remove_workspace(&workspace).await;
     let report = pb::ReportResultRequest {
         action_run: task.action_run.clone(),
         attempt: task.attempt,
@@ -304,6 +326,7 @@ async fn run_attempt(
         outcome: outcome as i32,
         exit_code,
         message,
+        findings: Some(findings),
         ..Default::default()
     };
     let retry = conveyor_api::client::RetryPolicy {
@@ -321,6 +344,14 @@ async fn run_attempt(
         Err(status) => {
             tracing::warn!(code = ?status.code(), message = status.message(), "report refused")
         }
+    }
+}
+
+async fn remove_workspace(workspace: &std::path::Path) {
+    if let Err(e) = tokio::fs::remove_dir_all(workspace).await
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(error = %e, workspace = %workspace.display(), "cannot remove workspace");
     }
 }
 

@@ -23,6 +23,27 @@ pub enum RunCommand {
     List(ListArgs),
     /// Cancel an execution: nothing more starts, running actions are stopped.
     Cancel(NameArgs),
+    /// Approve the stage of an execution that waits for approval.
+    Approve(DecideArgs),
+    /// Reject the stage of an execution that waits for approval; the execution fails.
+    Reject(DecideArgs),
+}
+
+#[derive(Args)]
+pub struct DecideArgs {
+    /// `pipelines/P/executions/E`.
+    name: String,
+    /// The stage waiting for approval.
+    #[arg(long)]
+    stage: String,
+    #[arg(long, default_value = "")]
+    comment: String,
+    /// Who decides [default: $USER].
+    #[arg(long)]
+    principal: Option<String>,
+    /// Groups the principal belongs to (repeatable).
+    #[arg(long = "group")]
+    groups: Vec<String>,
 }
 
 #[derive(Args)]
@@ -62,6 +83,38 @@ fn client(ctx: &Context) -> anyhow::Result<ExecutionServiceClient<Channel>> {
 pub async fn run(ctx: &Context, command: RunCommand) -> anyhow::Result<ExitCode> {
     let mut client = client(ctx)?;
     match command {
+        RunCommand::Approve(args) => {
+            let principal = decider(&args);
+            let e = client
+                .approve_stage(pb::ApproveStageRequest {
+                    name: args.name,
+                    stage: args.stage,
+                    principal,
+                    comment: args.comment,
+                    request_id: String::new(),
+                })
+                .await
+                .map_err(to_anyhow)?
+                .into_inner();
+            show(ctx, &e);
+            Ok(ExitCode::SUCCESS)
+        }
+        RunCommand::Reject(args) => {
+            let principal = decider(&args);
+            let e = client
+                .reject_stage(pb::RejectStageRequest {
+                    name: args.name,
+                    stage: args.stage,
+                    principal,
+                    comment: args.comment,
+                    request_id: String::new(),
+                })
+                .await
+                .map_err(to_anyhow)?
+                .into_inner();
+            show(ctx, &e);
+            Ok(ExitCode::SUCCESS)
+        }
         RunCommand::Start(args) => {
             let author = std::env::var("USER").unwrap_or_default();
             let started = client
@@ -170,6 +223,17 @@ pub async fn run(ctx: &Context, command: RunCommand) -> anyhow::Result<ExitCode>
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn decider(args: &DecideArgs) -> Option<conveyor_api::common::v1::Principal> {
+    Some(conveyor_api::common::v1::Principal {
+        id: args
+            .principal
+            .clone()
+            .or_else(|| std::env::var("USER").ok())
+            .unwrap_or_default(),
+        groups: args.groups.clone(),
+    })
 }
 
 async fn wait(

@@ -76,6 +76,7 @@ pub fn parse_parent(parent: &str) -> Result<&str, Error> {
 fn execution_state(s: ExecutionState) -> pb::ExecutionState {
     match s {
         ExecutionState::Running => pb::ExecutionState::Running,
+        ExecutionState::WaitingApproval => pb::ExecutionState::WaitingApproval,
         ExecutionState::Succeeded => pb::ExecutionState::Succeeded,
         ExecutionState::Failed => pb::ExecutionState::Failed,
         ExecutionState::Cancelled => pb::ExecutionState::Cancelled,
@@ -85,6 +86,7 @@ fn execution_state(s: ExecutionState) -> pb::ExecutionState {
 fn stage_state(s: StageState) -> pb::StageState {
     match s {
         StageState::Pending => pb::StageState::Pending,
+        StageState::WaitingApproval => pb::StageState::WaitingApproval,
         StageState::Running => pb::StageState::Running,
         StageState::Succeeded => pb::StageState::Succeeded,
         StageState::Failed => pb::StageState::Failed,
@@ -163,6 +165,7 @@ pub fn execution(s: &Snapshot, full: bool) -> pb::Execution {
                     .collect(),
                 start_time: opt_time(st.start_time),
                 end_time: opt_time(st.end_time),
+                approval: approval_gate(st),
                 ..Default::default()
             })
             .collect()
@@ -239,6 +242,16 @@ pub fn task(
             seconds: (lease.as_secs() / 3).max(1) as i64,
             nanos: 0,
         }),
+        outputs: a
+            .sarif
+            .iter()
+            .map(|path| pb::TaskOutput {
+                name: path.clone(),
+                path: path.clone(),
+                kind: pb::ArtifactKind::Sarif as i32,
+                required: true,
+            })
+            .collect(),
         ..Default::default()
     }
 }
@@ -255,4 +268,50 @@ pub fn outcome(value: i32) -> Result<Outcome, Error> {
             "required: SUCCEEDED, FAILED, TIMED_OUT, CANCELLED or RELEASED",
         )),
     }
+}
+
+pub fn approval(a: &ApprovalRecord) -> pb::Approval {
+    pb::Approval {
+        principal: Some(common::Principal {
+            id: a.principal.clone(),
+            groups: a.groups.clone(),
+        }),
+        decision: if a.approved {
+            pb::ApprovalDecision::Approve
+        } else {
+            pb::ApprovalDecision::Reject
+        } as i32,
+        decide_time: Some(timestamp(a.time)),
+        comment: a.comment.clone(),
+    }
+}
+
+pub fn approval_state(st: &StageRun) -> pb::ApprovalState {
+    match st.state {
+        StageState::WaitingApproval | StageState::Pending => pb::ApprovalState::Pending,
+        StageState::Failed if st.approvals.iter().any(|a| !a.approved) => {
+            pb::ApprovalState::Rejected
+        }
+        StageState::Cancelled | StageState::Skipped if st.approvals.is_empty() => {
+            pb::ApprovalState::Pending
+        }
+        _ => pb::ApprovalState::Approved,
+    }
+}
+
+fn approval_gate(st: &StageRun) -> Option<pb::ApprovalGate> {
+    let policy = st.approval.as_ref()?;
+    Some(pb::ApprovalGate {
+        state: approval_state(st) as i32,
+        approvers: policy
+            .principals
+            .iter()
+            .cloned()
+            .chain(policy.groups.iter().map(|g| format!("group:{g}")))
+            .collect(),
+        required_approvals: policy.min_approvals as i32,
+        author_may_approve: policy.allow_author,
+        request_time: None,
+        approvals: st.approvals.iter().map(approval).collect(),
+    })
 }

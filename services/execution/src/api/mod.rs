@@ -12,10 +12,12 @@ use conveyor_api::execution::v1::execution_service_server::{
 use conveyor_api::execution::v1::worker_service_server::{WorkerService, WorkerServiceServer};
 use tonic::{Request, Response, Status, Streaming};
 
-pub use convert::{parse_action_name, parse_execution_name};
+pub use convert::{approval, approval_state, parse_action_name, parse_execution_name};
 
 use crate::domain::{Executions, StartRequest};
+use crate::engine::AttemptReport;
 use crate::error::Error;
+use crate::model::Findings;
 use crate::store::Lease;
 
 /// The most a claim may wait for work before returning empty-handed.
@@ -118,16 +120,46 @@ impl ExecutionService for ExecutionApi {
 
     async fn approve_stage(
         &self,
-        _: Request<pb::ApproveStageRequest>,
+        request: Request<pb::ApproveStageRequest>,
     ) -> Result<Response<pb::Execution>, Status> {
-        Err(later("ApproveStage"))
+        let r = request.into_inner();
+        let (pipeline, id) = convert::parse_execution_name(&r.name)?;
+        let principal = r.principal.unwrap_or_default();
+        let snapshot = self
+            .executions
+            .decide(
+                pipeline,
+                id,
+                &r.stage,
+                &principal.id,
+                &principal.groups,
+                true,
+                &r.comment,
+            )
+            .await?;
+        Ok(Response::new(convert::execution(&snapshot, true)))
     }
 
     async fn reject_stage(
         &self,
-        _: Request<pb::RejectStageRequest>,
+        request: Request<pb::RejectStageRequest>,
     ) -> Result<Response<pb::Execution>, Status> {
-        Err(later("RejectStage"))
+        let r = request.into_inner();
+        let (pipeline, id) = convert::parse_execution_name(&r.name)?;
+        let principal = r.principal.unwrap_or_default();
+        let snapshot = self
+            .executions
+            .decide(
+                pipeline,
+                id,
+                &r.stage,
+                &principal.id,
+                &principal.groups,
+                false,
+                &r.comment,
+            )
+            .await?;
+        Ok(Response::new(convert::execution(&snapshot, true)))
     }
 
     async fn block_promotion(
@@ -273,10 +305,25 @@ impl WorkerService for WorkerApi {
         if r.message.len() > 64 * 1024 {
             return Err(Error::invalid("message", "at most 64 KiB").into());
         }
-        let (action, duplicate) = self
-            .executions
-            .report(id, r.attempt, outcome, r.exit_code, &r.message)
-            .await?;
+        let findings = r.findings.unwrap_or_default();
+        let count = |n: i32, field: &str| {
+            u32::try_from(n)
+                .map_err(|_| Error::invalid(format!("findings.{field}"), "must not be negative"))
+        };
+        let report = AttemptReport {
+            attempt: r.attempt,
+            outcome,
+            exit_code: r.exit_code,
+            message: r.message,
+            findings: Findings {
+                critical: count(findings.critical, "critical")?,
+                high: count(findings.high, "high")?,
+                medium: count(findings.medium, "medium")?,
+                low: count(findings.low, "low")?,
+                info: count(findings.info, "info")?,
+            },
+        };
+        let (action, duplicate) = self.executions.report(id, report).await?;
         let snapshot = self
             .executions
             .store()

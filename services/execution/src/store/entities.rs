@@ -54,6 +54,12 @@ pub mod stage_run {
         pub state_reason: String,
         pub start_time: Option<DateTimeUtc>,
         pub end_time: Option<DateTimeUtc>,
+        /// JSON of the approval policy, or "" when the stage has none.
+        #[sea_orm(column_type = "Text")]
+        pub approval: String,
+        /// JSON array of approval decisions.
+        #[sea_orm(column_type = "Text")]
+        pub approvals: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -97,6 +103,15 @@ pub mod action_run {
         pub queue_time: Option<DateTimeUtc>,
         pub start_time: Option<DateTimeUtc>,
         pub end_time: Option<DateTimeUtc>,
+        /// JSON array of SARIF paths.
+        #[sea_orm(column_type = "Text")]
+        pub sarif: String,
+        /// JSON of the gate, or "" when none.
+        #[sea_orm(column_type = "Text")]
+        pub gate: String,
+        /// JSON of the last findings.
+        #[sea_orm(column_type = "Text")]
+        pub findings: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

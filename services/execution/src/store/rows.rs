@@ -61,6 +61,16 @@ pub fn execution_active(e: &Execution, request_id: Option<String>) -> execution:
 }
 
 pub fn stage_from(m: stage_run::Model) -> Result<StageRun, StoreError> {
+    let approval = if m.approval.is_empty() {
+        None
+    } else {
+        Some(
+            serde_json::from_str(&m.approval)
+                .map_err(|e| corrupt(format!("stage {}: approval: {e}", m.name)))?,
+        )
+    };
+    let approvals = serde_json::from_str(&m.approvals)
+        .map_err(|e| corrupt(format!("stage {}: approvals: {e}", m.name)))?;
     Ok(StageRun {
         state: StageState::parse(&m.state)
             .ok_or_else(|| corrupt(format!("stage {}: state {:?}", m.name, m.state)))?,
@@ -71,6 +81,8 @@ pub fn stage_from(m: stage_run::Model) -> Result<StageRun, StoreError> {
         state_reason: m.state_reason,
         start_time: m.start_time,
         end_time: m.end_time,
+        approval,
+        approvals,
         dirty: false,
     })
 }
@@ -85,10 +97,28 @@ pub fn stage_active(s: &StageRun) -> stage_run::ActiveModel {
         state_reason: Set(s.state_reason.clone()),
         start_time: Set(s.start_time),
         end_time: Set(s.end_time),
+        approval: Set(s.approval.as_ref().map(json).unwrap_or_default()),
+        approvals: Set(json(&s.approvals)),
     }
 }
 
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
 pub fn action_from(m: action_run::Model) -> Result<ActionRun, StoreError> {
+    let sarif = serde_json::from_str(&m.sarif)
+        .map_err(|e| corrupt(format!("action {}: sarif: {e}", m.id)))?;
+    let gate = if m.gate.is_empty() {
+        None
+    } else {
+        Some(
+            serde_json::from_str(&m.gate)
+                .map_err(|e| corrupt(format!("action {}: gate: {e}", m.id)))?,
+        )
+    };
+    let findings = serde_json::from_str(&m.findings)
+        .map_err(|e| corrupt(format!("action {}: findings: {e}", m.id)))?;
     Ok(ActionRun {
         state: ActionState::parse(&m.state)
             .ok_or_else(|| corrupt(format!("action {}: state {:?}", m.id, m.state)))?,
@@ -115,6 +145,9 @@ pub fn action_from(m: action_run::Model) -> Result<ActionRun, StoreError> {
         queue_time: m.queue_time,
         start_time: m.start_time,
         end_time: m.end_time,
+        sarif,
+        gate,
+        findings,
         dirty: false,
     })
 }
@@ -143,5 +176,8 @@ pub fn action_active(a: &ActionRun) -> action_run::ActiveModel {
         queue_time: Set(a.queue_time),
         start_time: Set(a.start_time),
         end_time: Set(a.end_time),
+        sarif: Set(json(&a.sarif)),
+        gate: Set(a.gate.as_ref().map(json).unwrap_or_default()),
+        findings: Set(json(&a.findings)),
     }
 }

@@ -58,6 +58,8 @@ impl MigrationTrait for Migration {
                     .col(text(StageRuns::StateReason))
                     .col(timestamp_with_time_zone_null(StageRuns::StartTime))
                     .col(timestamp_with_time_zone_null(StageRuns::EndTime))
+                    .col(text(StageRuns::Approval))
+                    .col(text(StageRuns::Approvals))
                     .primary_key(
                         Index::create()
                             .col(StageRuns::ExecutionId)
@@ -93,6 +95,9 @@ impl MigrationTrait for Migration {
                     .col(timestamp_with_time_zone_null(ActionRuns::QueueTime))
                     .col(timestamp_with_time_zone_null(ActionRuns::StartTime))
                     .col(timestamp_with_time_zone_null(ActionRuns::EndTime))
+                    .col(text(ActionRuns::Sarif))
+                    .col(text(ActionRuns::Gate))
+                    .col(text(ActionRuns::Findings))
                     .to_owned(),
             )
             .await?;
@@ -181,6 +186,8 @@ enum StageRuns {
     StateReason,
     StartTime,
     EndTime,
+    Approval,
+    Approvals,
 }
 
 #[derive(DeriveIden)]
@@ -208,6 +215,9 @@ enum ActionRuns {
     QueueTime,
     StartTime,
     EndTime,
+    Sarif,
+    Gate,
+    Findings,
 }
 
 #[derive(DeriveIden)]
