@@ -35,6 +35,8 @@ enum Command {
     /// Start, follow and cancel executions.
     #[command(subcommand)]
     Run(commands::run::RunCommand),
+    /// Print the output of an execution's actions (`-f` to follow).
+    Logs(commands::run::LogsArgs),
     /// Run every service in one process on the embedded default (SQLite).
     Dev(commands::dev::DevArgs),
 }
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Pipeline(cmd) => commands::pipeline::run(&ctx, cmd).await,
             Command::Run(cmd) => commands::run::run(&ctx, cmd).await,
+            Command::Logs(args) => commands::run::logs(&ctx, args).await,
             Command::Dev(args) => commands::dev::run(args).await,
         }
     });

@@ -24,6 +24,8 @@ pub struct Config {
     pub reconcile_interval_secs: u64,
     /// Seconds a queued attempt may wait unclaimed before it is dispatched again.
     pub redispatch_secs: u64,
+    /// Bytes of output kept per action attempt.
+    pub log_limit_bytes: i64,
     /// Redis for dispatches and events (`redis://host:6379/`); without it
     /// they stay in process and workers poll with ClaimTask.
     pub redis_url: Option<String>,
@@ -45,6 +47,7 @@ impl Default for Config {
             lease_secs: 30,
             reconcile_interval_secs: 5,
             redispatch_secs: 30,
+            log_limit_bytes: 1 << 20,
             redis_url: None,
             queue_prefix: "conveyor".to_owned(),
         }

@@ -42,6 +42,8 @@ pub struct Executions {
     /// Queued attempts not claimed for this long are dispatched again
     /// (their message may have been lost with Redis).
     pub redispatch_after: Duration,
+    /// Output kept per attempt; the rest is dropped behind a marker.
+    pub log_limit_bytes: i64,
 }
 
 impl Executions {
@@ -58,6 +60,7 @@ impl Executions {
             relay_now: Arc::new(Notify::new()),
             lease,
             redispatch_after: Duration::from_secs(30),
+            log_limit_bytes: 1 << 20,
         }
     }
 
@@ -231,6 +234,36 @@ impl Executions {
                 message: format!("{principal} wrote the change and may not approve it"),
             }),
         }
+    }
+
+    /// Stores output of a running attempt; returns the committed size,
+    /// whether the cap was reached, and whether the attempt must stop.
+    pub async fn append_logs(
+        &self,
+        action_id: &str,
+        attempt: i32,
+        chunks: Vec<(i64, String, Vec<u8>)>,
+    ) -> Result<(i64, bool, bool), Error> {
+        let action = self.store.action(action_id).await?;
+        if action.attempt != attempt {
+            return Err(Error::StaleAttempt {
+                action: action_id.to_owned(),
+                attempt,
+                current: action.attempt,
+            });
+        }
+        let cancel = action.state == ActionState::Cancelled;
+        let (size, truncated) = self
+            .store
+            .append_logs(
+                &action.execution_id,
+                action_id,
+                attempt,
+                chunks,
+                self.log_limit_bytes,
+            )
+            .await?;
+        Ok((size, truncated, cancel))
     }
 
     /// Leases the next attempt of `pool` (or the dispatched attempt named by

@@ -47,6 +47,7 @@ pub async fn register(
     let lease = Duration::from_secs(config.lease_secs);
     let mut executions = domain::Executions::new(store, specs, queue, lease);
     executions.redispatch_after = Duration::from_secs(config.redispatch_secs.max(1));
+    executions.log_limit_bytes = config.log_limit_bytes.max(1024);
     let interval = Duration::from_secs(config.reconcile_interval_secs.max(1));
     let background = Background(vec![
         executions.spawn_reconciler(interval),

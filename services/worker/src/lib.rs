@@ -6,6 +6,7 @@
 
 pub mod runner;
 pub mod sarif;
+mod ship;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -256,7 +257,18 @@ async fn run_attempt(
                     env,
                     timeout: to_duration(task.timeout, Duration::from_secs(15 * 60)),
                 };
-                runner::run(job, stop_rx).await
+                let (sink, output) = tokio::sync::mpsc::channel(64);
+                let shipper = ship::Shipper {
+                    client: client.clone(),
+                    action_run: task.action_run.clone(),
+                    attempt: task.attempt,
+                    worker: worker.to_owned(),
+                };
+                let shipping = tokio::spawn(shipper.run(output));
+                let ran = runner::run(job, stop_rx, Some(sink)).await;
+                // The sink is dropped with the run: the shipper flushes and ends.
+                let _ = shipping.await;
+                ran
             }
         };
     let stale = if heartbeat.is_finished() {

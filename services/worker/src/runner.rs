@@ -11,7 +11,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 /// How an attempt ended on this worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,8 +90,23 @@ async fn run_git(args: &[&str], dir: Option<&Path>) -> Result<(), String> {
     }
 }
 
-/// Runs the job until it exits, times out, or `stop` turns true.
-pub async fn run(job: Job<'_>, mut stop: watch::Receiver<bool>) -> (Ended, String) {
+/// Which pipe output came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pipe {
+    Stdout,
+    Stderr,
+}
+
+/// Where output goes as it is read (besides the tail kept for the report).
+pub type OutputSink = mpsc::Sender<(Pipe, Vec<u8>)>;
+
+/// Runs the job until it exits, times out, or `stop` turns true; output is
+/// sent to `sink` as it arrives.
+pub async fn run(
+    job: Job<'_>,
+    mut stop: watch::Receiver<bool>,
+    sink: Option<OutputSink>,
+) -> (Ended, String) {
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
         .arg(job.command)
@@ -117,8 +132,12 @@ pub async fn run(job: Job<'_>, mut stop: watch::Receiver<bool>) -> (Ended, Strin
         .map(Pid::from_raw);
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
+    let sink2 = sink.clone();
     let output = tokio::spawn(async move {
-        let (a, b) = tokio::join!(tail(stdout), tail(stderr));
+        let (a, b) = tokio::join!(
+            tail(stdout, Pipe::Stdout, sink),
+            tail(stderr, Pipe::Stderr, sink2)
+        );
         let mut text = a;
         text.push_str(&b);
         text
@@ -161,8 +180,13 @@ pub async fn run(job: Job<'_>, mut stop: watch::Receiver<bool>) -> (Ended, Strin
     (ended, text)
 }
 
-/// Reads a stream to its end, keeping only the last [`OUTPUT_TAIL_BYTES`].
-async fn tail(stream: Option<impl AsyncRead + Unpin>) -> String {
+/// Reads a stream to its end, sending what it reads to `sink` and keeping
+/// only the last [`OUTPUT_TAIL_BYTES`].
+async fn tail(
+    stream: Option<impl AsyncRead + Unpin>,
+    pipe: Pipe,
+    sink: Option<OutputSink>,
+) -> String {
     let Some(mut stream) = stream else {
         return String::new();
     };
@@ -172,6 +196,10 @@ async fn tail(stream: Option<impl AsyncRead + Unpin>) -> String {
         match stream.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => {
+                if let Some(sink) = &sink {
+                    // A closed sink (the shipper gave up) only stops shipping.
+                    let _ = sink.send((pipe, buf[..n].to_vec())).await;
+                }
                 kept.extend_from_slice(&buf[..n]);
                 if kept.len() > 2 * OUTPUT_TAIL_BYTES {
                     kept.drain(..kept.len() - OUTPUT_TAIL_BYTES);
@@ -215,6 +243,7 @@ mod tests {
                 Duration::from_secs(10),
             ),
             rx,
+            None,
         )
         .await;
         assert_eq!(ended, Ended::Exited { code: 3 });
@@ -227,7 +256,12 @@ mod tests {
         let (_tx, rx) = watch::channel(false);
         let marker = dir.path().join("survived");
         let command = format!("(sleep 2; touch {}) & sleep 30", marker.display());
-        let (ended, _) = run(job(&command, dir.path(), Duration::from_millis(300)), rx).await;
+        let (ended, _) = run(
+            job(&command, dir.path(), Duration::from_millis(300)),
+            rx,
+            None,
+        )
+        .await;
         assert_eq!(ended, Ended::TimedOut);
         tokio::time::sleep(Duration::from_millis(2500)).await;
         assert!(
@@ -242,9 +276,13 @@ mod tests {
         let (tx, rx) = watch::channel(false);
         let running = tokio::spawn(async move {
             let dir = dir;
-            run(job("sleep 30", dir.path(), Duration::from_secs(60)), rx)
-                .await
-                .0
+            run(
+                job("sleep 30", dir.path(), Duration::from_secs(60)),
+                rx,
+                None,
+            )
+            .await
+            .0
         });
         tokio::time::sleep(Duration::from_millis(200)).await;
         tx.send(true).expect("send");
@@ -262,6 +300,7 @@ mod tests {
                 Duration::from_secs(20),
             ),
             rx,
+            None,
         )
         .await;
         assert_eq!(ended, Ended::Exited { code: 0 });

@@ -356,3 +356,42 @@ fn show(ctx: &Context, e: &pb::Execution) {
         }
     }
 }
+
+#[derive(Args)]
+pub struct LogsArgs {
+    /// `pipelines/P/executions/E`.
+    name: String,
+    /// Only this stage's actions.
+    #[arg(long, default_value = "")]
+    stage: String,
+    /// Only this action.
+    #[arg(long, default_value = "")]
+    action: String,
+    /// Keep printing new output until the execution ends.
+    #[arg(short = 'f', long)]
+    follow: bool,
+}
+
+/// `conveyor logs`: action output as it was written, stdout and stderr.
+pub async fn logs(ctx: &Context, args: LogsArgs) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let mut stream = client(ctx)?
+        .stream_logs(pb::StreamLogsRequest {
+            name: args.name,
+            stage: args.stage,
+            action: args.action,
+            follow: args.follow,
+            ..Default::default()
+        })
+        .await
+        .map_err(to_anyhow)?
+        .into_inner();
+    let mut out = std::io::stdout().lock();
+    while let Some(message) = stream.message().await.map_err(to_anyhow)? {
+        for chunk in message.chunks {
+            out.write_all(&chunk.data)?;
+        }
+        out.flush()?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -306,7 +306,7 @@ fn run_start_waits_for_a_real_execution_in_conveyor_dev() {
     }
     let built = dir.path().join("built");
     let spec = format!(
-        "apiVersion: conveyor/v1\nkind: Pipeline\nmetadata: {{name: app}}\nspec:\n  type: application\n  source: {{repository: \"{}\"}}\n  stages:\n    - name: build\n      actions:\n        - {{name: compile, kind: build, run: 'cp app.txt {}'}}\n",
+        "apiVersion: conveyor/v1\nkind: Pipeline\nmetadata: {{name: app}}\nspec:\n  type: application\n  source: {{repository: \"{}\"}}\n  stages:\n    - name: build\n      actions:\n        - {{name: compile, kind: build, run: 'cp app.txt {} && echo copied $(cat app.txt)'}}\n",
         repo.display(),
         built.display()
     );
@@ -333,4 +333,9 @@ fn run_start_waits_for_a_real_execution_in_conveyor_dev() {
 
     let o = run(dev.cli().args(["run", "list", "app"]));
     assert!(stdout(&o).contains("succeeded"), "{}", stdout(&o));
+
+    let name = e["name"].as_str().expect("name").to_owned();
+    let o = run(dev.cli().args(["logs", &name]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("copied v1"), "{}", stdout(&o));
 }

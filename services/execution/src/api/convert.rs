@@ -315,3 +315,19 @@ fn approval_gate(st: &StageRun) -> Option<pb::ApprovalGate> {
         approvals: st.approvals.iter().map(approval).collect(),
     })
 }
+
+pub fn log_chunk(execution_name: &str, c: crate::store::Chunk) -> pb::LogChunk {
+    pb::LogChunk {
+        action_run: format!("{execution_name}/actionRuns/{}", c.action_id),
+        attempt: c.attempt,
+        stream: match c.stream.as_str() {
+            "stderr" => pb::LogStream::Stderr,
+            "system" => pb::LogStream::System,
+            _ => pb::LogStream::Stdout,
+        } as i32,
+        offset: c.offset,
+        data: c.data,
+        time: Some(timestamp(c.time)),
+        truncated: c.truncated,
+    }
+}

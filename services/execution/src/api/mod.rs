@@ -3,6 +3,7 @@
 
 mod convert;
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use conveyor_api::execution::v1 as pb;
@@ -192,13 +193,130 @@ impl ExecutionService for ExecutionApi {
         Err(later("WatchExecution"))
     }
 
-    type StreamLogsStream = Empty<pb::StreamLogsResponse>;
+    type StreamLogsStream =
+        tokio_stream::wrappers::ReceiverStream<Result<pb::StreamLogsResponse, Status>>;
 
     async fn stream_logs(
         &self,
-        _: Request<pb::StreamLogsRequest>,
+        request: Request<pb::StreamLogsRequest>,
     ) -> Result<Response<Self::StreamLogsStream>, Status> {
-        Err(later("StreamLogs"))
+        let r = request.into_inner();
+        let (pipeline, id) = convert::parse_execution_name(&r.name)?;
+        let snapshot = self.executions.get(pipeline, id).await?;
+        let after = match r.resume_token.as_str() {
+            "" => 0,
+            token => token
+                .parse::<i64>()
+                .map_err(|_| Error::invalid("resume_token", "not a token from this stream"))?,
+        };
+        let wanted_action = if r.action_run.is_empty() {
+            None
+        } else {
+            Some(convert::parse_action_name(&r.action_run)?.to_owned())
+        };
+        // Which action runs match the filters: one run, or stage and action name.
+        let matches: HashSet<String> = snapshot
+            .actions
+            .iter()
+            .filter(|a| match &wanted_action {
+                Some(id) => &a.id == id,
+                None => {
+                    let stage = snapshot.stages.iter().find(|s| s.index == a.stage_index);
+                    (r.stage.is_empty() || stage.is_some_and(|s| s.name == r.stage))
+                        && (r.action.is_empty() || a.name == r.action)
+                }
+            })
+            .map(|a| a.id.clone())
+            .collect();
+        let follow = LogFollow {
+            executions: self.executions.clone(),
+            id: id.to_owned(),
+            name: convert::execution_name(&snapshot.execution),
+            matches,
+            attempt: r.attempt,
+            follow: r.follow,
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(follow.run(after, tx));
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        )))
+    }
+}
+
+/// Sends an execution's stored output, then (when following) new output
+/// until the execution ends.
+struct LogFollow {
+    executions: Executions,
+    id: String,
+    name: String,
+    matches: HashSet<String>,
+    attempt: i32,
+    follow: bool,
+}
+
+impl LogFollow {
+    async fn run(
+        self,
+        mut after: i64,
+        tx: tokio::sync::mpsc::Sender<Result<pb::StreamLogsResponse, Status>>,
+    ) {
+        const PAGE: u64 = 500;
+        loop {
+            // Whether it ended is read before the output, so output written
+            // just before the end is not missed.
+            let read = async {
+                let ended = self
+                    .executions
+                    .store()
+                    .load(&self.id)
+                    .await?
+                    .execution
+                    .state
+                    .is_final();
+                let chunks = self
+                    .executions
+                    .store()
+                    .read_logs(&self.id, after, PAGE)
+                    .await?;
+                Ok::<_, crate::store::StoreError>((ended, chunks))
+            };
+            let (ended, chunks) = match read.await {
+                Ok(read) => read,
+                Err(e) => {
+                    let _ = tx.send(Err(Error::from(e).into())).await;
+                    return;
+                }
+            };
+            let full_page = chunks.len() as u64 == PAGE;
+            if let Some(last) = chunks.last() {
+                after = last.id;
+            }
+            let chunks: Vec<pb::LogChunk> = chunks
+                .into_iter()
+                .filter(|c| {
+                    self.matches.contains(&c.action_id)
+                        && (self.attempt == 0 || c.attempt == self.attempt)
+                })
+                .map(|c| convert::log_chunk(&self.name, c))
+                .collect();
+            if !chunks.is_empty() {
+                let message = pb::StreamLogsResponse {
+                    chunks,
+                    resume_token: after.to_string(),
+                };
+                if tx.send(Ok(message)).await.is_err() {
+                    return; // the caller went away
+                }
+            }
+            if full_page {
+                continue;
+            }
+            if !self.follow || ended {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 }
 
@@ -344,9 +462,31 @@ impl WorkerService for WorkerApi {
 
     async fn append_logs(
         &self,
-        _: Request<pb::AppendLogsRequest>,
+        request: Request<pb::AppendLogsRequest>,
     ) -> Result<Response<pb::AppendLogsResponse>, Status> {
-        Err(later("AppendLogs"))
+        let r = request.into_inner();
+        let id = convert::parse_action_name(&r.action_run)?;
+        let mut chunks = Vec::with_capacity(r.chunks.len());
+        for (i, c) in r.chunks.into_iter().enumerate() {
+            if c.offset < 0 {
+                return Err(
+                    Error::invalid(format!("chunks[{i}].offset"), "must not be negative").into(),
+                );
+            }
+            let stream = match pb::LogStream::try_from(c.stream) {
+                Ok(pb::LogStream::Stderr) => "stderr",
+                Ok(pb::LogStream::System) => "system",
+                _ => "stdout",
+            };
+            chunks.push((c.offset, stream.to_owned(), c.data));
+        }
+        let (committed, truncated, cancel) =
+            self.executions.append_logs(id, r.attempt, chunks).await?;
+        Ok(Response::new(pb::AppendLogsResponse {
+            committed_offset: committed,
+            truncated,
+            cancel,
+        }))
     }
 
     async fn upload_artifact(

@@ -141,3 +141,31 @@ pub mod outbox {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod log_chunk {
+    use sea_orm::entity::prelude::*;
+
+    /// Output of an action attempt, in the order the worker read it.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "log_chunks")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub execution_id: String,
+        pub action_id: String,
+        pub attempt: i32,
+        /// Byte offset within the attempt's log (all streams together).
+        pub offset: i64,
+        /// "stdout", "stderr" or "system".
+        pub stream: String,
+        #[sea_orm(column_type = "Blob")]
+        pub data: Vec<u8>,
+        pub truncated: bool,
+        pub time: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

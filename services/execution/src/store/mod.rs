@@ -4,6 +4,7 @@
 //! execution's version is still the one it read (compare-and-set).
 
 mod entities;
+mod logs;
 mod migration;
 mod rows;
 
@@ -15,6 +16,7 @@ use sea_orm::{
 };
 
 use entities::{action_run, execution, outbox, stage_run};
+pub use logs::{Chunk, TRUNCATED_MARKER};
 pub use migration::Migrator;
 
 use crate::model::*;

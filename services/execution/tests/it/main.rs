@@ -4,4 +4,5 @@
 
 mod executions;
 mod gates;
+mod logs;
 mod support;

@@ -139,6 +139,7 @@ impl ControlPlane {
             lease_secs,
             reconcile_interval_secs: 1,
             redispatch_secs: 2,
+            log_limit_bytes: 64 * 1024,
             ..Default::default()
         };
         let (queue, redis_key) = test_queue().await;

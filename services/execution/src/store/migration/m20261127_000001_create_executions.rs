@@ -123,6 +123,45 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
+            .create_table(
+                Table::create()
+                    .table(LogChunks::Table)
+                    .if_not_exists()
+                    .col(big_pk_auto(LogChunks::Id))
+                    .col(string(LogChunks::ExecutionId))
+                    .col(string(LogChunks::ActionId))
+                    .col(integer(LogChunks::Attempt))
+                    .col(big_integer(LogChunks::Offset))
+                    .col(string(LogChunks::Stream))
+                    .col(blob(LogChunks::Data))
+                    .col(boolean(LogChunks::Truncated))
+                    .col(timestamp_with_time_zone(LogChunks::Time))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ux_log_chunks_attempt_offset")
+                    .table(LogChunks::Table)
+                    .col(LogChunks::ActionId)
+                    .col(LogChunks::Attempt)
+                    .col(LogChunks::Offset)
+                    .unique()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_log_chunks_execution")
+                    .table(LogChunks::Table)
+                    .col(LogChunks::ExecutionId)
+                    .col(LogChunks::Id)
+                    .to_owned(),
+            )
+            .await?;
+        manager
             .create_index(
                 Index::create()
                     .name("ix_action_runs_pool_state")
@@ -137,6 +176,7 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for table in [
+            LogChunks::Table.into_iden(),
             Outbox::Table.into_iden(),
             ActionRuns::Table.into_iden(),
             StageRuns::Table.into_iden(),
@@ -227,4 +267,18 @@ enum Outbox {
     Topic,
     Payload,
     CreateTime,
+}
+
+#[derive(DeriveIden)]
+enum LogChunks {
+    Table,
+    Id,
+    ExecutionId,
+    ActionId,
+    Attempt,
+    Offset,
+    Stream,
+    Data,
+    Truncated,
+    Time,
 }
