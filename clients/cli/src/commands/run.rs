@@ -23,6 +23,8 @@ pub enum RunCommand {
     List(ListArgs),
     /// Cancel an execution: nothing more starts, running actions are stopped.
     Cancel(NameArgs),
+    /// Follow an execution live: every stage and action change until it ends.
+    Watch(NameArgs),
     /// Approve the stage of an execution that waits for approval.
     Approve(DecideArgs),
     /// Reject the stage of an execution that waits for approval; the execution fails.
@@ -83,6 +85,7 @@ fn client(ctx: &Context) -> anyhow::Result<ExecutionServiceClient<Channel>> {
 pub async fn run(ctx: &Context, command: RunCommand) -> anyhow::Result<ExitCode> {
     let mut client = client(ctx)?;
     match command {
+        RunCommand::Watch(args) => watch(ctx, &mut client, args.name).await,
         RunCommand::Approve(args) => {
             let principal = decider(&args);
             let e = client
@@ -223,6 +226,56 @@ pub async fn run(ctx: &Context, command: RunCommand) -> anyhow::Result<ExitCode>
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Prints each stage or action whose state changed, then the summary.
+async fn watch(
+    ctx: &Context,
+    client: &mut ExecutionServiceClient<Channel>,
+    name: String,
+) -> anyhow::Result<ExitCode> {
+    let mut stream = client
+        .watch_execution(pb::WatchExecutionRequest { name, view: 0 })
+        .await
+        .map_err(to_anyhow)?
+        .into_inner();
+    let mut seen = std::collections::HashMap::<String, String>::new();
+    let mut last = None;
+    while let Some(message) = stream.message().await.map_err(to_anyhow)? {
+        let Some(e) = message.execution else { continue };
+        for stage in &e.stages {
+            let mut report = |key: String, line: String| {
+                if seen.get(&key) != Some(&line) {
+                    eprintln!("{}  {line}", chrono::Local::now().format("%H:%M:%S"));
+                    seen.insert(key, line);
+                }
+            };
+            report(
+                format!("stage/{}", stage.stage),
+                format!("{:<12} {}", stage.stage, stage_state(stage.state)),
+            );
+            for a in &stage.actions {
+                let line = format!(
+                    "{:<12} {:<20} {} (attempt {})",
+                    stage.stage,
+                    a.action,
+                    action_state(a.state),
+                    a.attempt
+                );
+                report(a.name.clone(), line);
+            }
+        }
+        last = Some(e);
+    }
+    let Some(e) = last else {
+        return Ok(ExitCode::FAILURE);
+    };
+    show(ctx, &e);
+    Ok(if e.state == pb::ExecutionState::Succeeded as i32 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn decider(args: &DecideArgs) -> Option<conveyor_api::common::v1::Principal> {

@@ -184,13 +184,55 @@ impl ExecutionService for ExecutionApi {
         Err(later("ListBlockers"))
     }
 
-    type WatchExecutionStream = Empty<pb::WatchExecutionResponse>;
+    type WatchExecutionStream =
+        tokio_stream::wrappers::ReceiverStream<Result<pb::WatchExecutionResponse, Status>>;
 
+    /// A snapshot first, then one whenever the execution changes (changes
+    /// in quick succession may be coalesced); ends after the final state.
     async fn watch_execution(
         &self,
-        _: Request<pb::WatchExecutionRequest>,
+        request: Request<pb::WatchExecutionRequest>,
     ) -> Result<Response<Self::WatchExecutionStream>, Status> {
-        Err(later("WatchExecution"))
+        let r = request.into_inner();
+        let (pipeline, id) = convert::parse_execution_name(&r.name)?;
+        let full = full_view(r.view)?;
+        let first = self.executions.get(pipeline, id).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        let executions = self.executions.clone();
+        let id = id.to_owned();
+        tokio::spawn(async move {
+            let mut sequence = 0;
+            let mut seen = -1;
+            let mut snapshot = first;
+            loop {
+                if snapshot.execution.version != seen {
+                    seen = snapshot.execution.version;
+                    sequence += 1;
+                    let message = pb::WatchExecutionResponse {
+                        sequence,
+                        change: None,
+                        execution: Some(convert::execution(&snapshot, full)),
+                    };
+                    if tx.send(Ok(message)).await.is_err() {
+                        return;
+                    }
+                    if snapshot.execution.state.is_final() {
+                        return;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                snapshot = match executions.store().load(&id).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = tx.send(Err(Error::from(e).into())).await;
+                        return;
+                    }
+                };
+            }
+        });
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        )))
     }
 
     type StreamLogsStream =

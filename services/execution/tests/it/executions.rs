@@ -476,3 +476,36 @@ on_every_backend!(lost_dispatches_are_sent_again, 30, |cp, dir| {
     let done = cp.wait_done(&started.name, Duration::from_secs(60)).await;
     assert_eq!(state(&done), pb::ExecutionState::Succeeded, "{done:#?}");
 });
+
+on_every_backend!(watch_streams_every_change_until_the_end, 30, |cp, dir| {
+    let repo = git_repo(dir.path());
+    cp.apply(&pipeline("shop", &repo, "sleep 0.3", "sleep 0.3", ""))
+        .await;
+    cp.start_worker();
+    let started = cp.start_execution("shop", "").await;
+    let mut stream = cp
+        .executions
+        .watch_execution(pb::WatchExecutionRequest {
+            name: started.name.clone(),
+            view: 0,
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let mut sequences = Vec::new();
+    let mut last = None;
+    while let Some(message) = tokio::time::timeout(Duration::from_secs(60), stream.message())
+        .await
+        .expect("the stream ends with the execution")
+        .expect("message")
+    {
+        sequences.push(message.sequence);
+        last = message.execution;
+    }
+    assert!(sequences.len() >= 3, "{sequences:?}");
+    assert!(sequences.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(
+        state(&last.expect("a final snapshot")),
+        pb::ExecutionState::Succeeded
+    );
+});
