@@ -11,7 +11,7 @@ use crate::engine::{self, ApprovalError, AttemptReport, ReportError, Reported};
 use crate::error::Error;
 use crate::model::*;
 use crate::specs::SpecSource;
-use crate::store::{Lease, Store};
+use crate::store::{Lease, Store, StoreError};
 use conveyor_platform::queue::Queue;
 use tokio::sync::Notify;
 
@@ -104,6 +104,11 @@ impl Executions {
             state: ExecutionState::Running,
             state_reason: String::new(),
             build_only: branch != spec.source.trunk,
+            mode: match spec.execution_mode {
+                conveyor_definitions::spec::ExecutionMode::Superseded => Mode::Superseded,
+                conveyor_definitions::spec::ExecutionMode::Queued => Mode::Queued,
+                conveyor_definitions::spec::ExecutionMode::Parallel => Mode::Parallel,
+            },
             commit_sha: request.commit_sha,
             branch,
             author: request.author,
@@ -114,12 +119,27 @@ impl Executions {
             update_time: now,
             version: 0,
         };
-        let snapshot = engine::plan(&pinned.document, execution, now);
-        let stored = self
-            .store
-            .insert(snapshot, request.request_id.as_deref())
-            .await?;
+        // Entering the first stage takes its lock; a concurrent start can win
+        // the race, and then this one plans again and waits.
+        let mut attempt = 0;
+        let stored = loop {
+            attempt += 1;
+            let occupied = self
+                .store
+                .occupied(&execution.pipeline, &execution.id)
+                .await?;
+            let snapshot = engine::plan(&pinned.document, execution.clone(), occupied, now);
+            match self
+                .store
+                .insert(snapshot, request.request_id.as_deref())
+                .await
+            {
+                Err(StoreError::Conflict(_)) if attempt < 5 => continue,
+                other => break other?,
+            }
+        };
         self.relay_now.notify_one();
+        self.follow_up(&stored).await;
         tracing::info!(
             execution = %stored.execution.id,
             pipeline = %stored.execution.pipeline,
@@ -184,6 +204,7 @@ impl Executions {
             return Err(Error::AlreadyEnded(id.to_owned()));
         }
         self.relay_now.notify_one();
+        self.follow_up(&snapshot).await;
         tracing::info!(execution = %id, by = who, "execution cancelled");
         Ok(snapshot)
     }
@@ -217,6 +238,7 @@ impl Executions {
         match result {
             Ok(()) => {
                 self.relay_now.notify_one();
+                self.follow_up(&snapshot).await;
                 tracing::info!(execution = %id, stage, principal, approve, "approval recorded");
                 Ok(snapshot)
             }
@@ -334,6 +356,7 @@ impl Executions {
             })
             .await?;
         self.relay_now.notify_one();
+        self.follow_up(&snapshot).await;
         let duplicate = match result {
             Ok(Reported::Applied) => false,
             Ok(Reported::Duplicate) => true,
@@ -394,10 +417,102 @@ impl Executions {
                 changed += 1;
             }
         }
+        changed += self.wake(None).await?;
         if changed > 0 {
             self.relay_now.notify_one();
         }
         Ok(changed)
+    }
+
+    /// What other executions of the pipeline must do after a change:
+    /// when this one released a stage, the executions waiting for it try
+    /// again; when this one started waiting at a stage in superseded mode,
+    /// older executions waiting at the same stage are superseded.
+    async fn follow_up(&self, s: &Snapshot) {
+        let released = s.transitions.iter().any(|t| {
+            matches!(
+                t,
+                Transition::StageEnded { .. } | Transition::ExecutionFinished
+            )
+        });
+        let held_at: Vec<i32> = s
+            .transitions
+            .iter()
+            .filter_map(|t| match t {
+                Transition::StageHeld { stage } => Some(*stage),
+                _ => None,
+            })
+            .collect();
+        if let Err(e) = self.follow_up_inner(s, released, &held_at).await {
+            // The reconciler retries waiters every pass; nothing is lost.
+            tracing::warn!(error = %e, execution = %s.execution.id, "follow-up failed");
+        }
+    }
+
+    async fn follow_up_inner(
+        &self,
+        s: &Snapshot,
+        released: bool,
+        held_at: &[i32],
+    ) -> Result<(), Error> {
+        self.supersede_older(s, held_at).await?;
+        if released {
+            self.wake(Some(&s.execution.pipeline)).await?;
+        }
+        self.relay_now.notify_one();
+        Ok(())
+    }
+
+    /// In superseded mode, an execution that starts waiting at a stage
+    /// replaces the older executions waiting at the same stage.
+    async fn supersede_older(&self, s: &Snapshot, held_at: &[i32]) -> Result<(), Error> {
+        if s.execution.mode != Mode::Superseded || held_at.is_empty() {
+            return Ok(());
+        }
+        for older in self.store.held(Some(&s.execution.pipeline), 100).await? {
+            if older >= s.execution.id {
+                continue;
+            }
+            let by = s.execution.id.clone();
+            let (_, superseded) = self
+                .store
+                .update(&older, |o| {
+                    let waiting_here = o
+                        .stages
+                        .iter()
+                        .any(|st| st.state == StageState::Held && held_at.contains(&st.index));
+                    waiting_here && engine::supersede(o, &by, Utc::now())
+                })
+                .await?;
+            if superseded {
+                tracing::info!(execution = %older, by = %s.execution.id, "execution superseded");
+            }
+        }
+        Ok(())
+    }
+
+    /// Lets executions waiting for a stage try to enter it again, oldest
+    /// first (in superseded mode only the newest is left waiting anyway).
+    async fn wake(&self, pipeline: Option<&str>) -> Result<usize, Error> {
+        let mut moved = 0;
+        for id in self.store.held(pipeline, 100).await? {
+            let (after, _) = self
+                .store
+                .update(&id, |s| engine::advance(s, Utc::now()))
+                .await?;
+            if after.execution.state.is_final() || after.execution.state == ExecutionState::Queued {
+                let held_at: Vec<i32> = after
+                    .stages
+                    .iter()
+                    .filter(|st| st.state == StageState::Held)
+                    .map(|st| st.index)
+                    .collect();
+                self.supersede_older(&after, &held_at).await?;
+            } else {
+                moved += 1;
+            }
+        }
+        Ok(moved)
     }
 
     /// Relays outbox messages to the queue, oldest first; returns how many.

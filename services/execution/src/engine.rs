@@ -41,7 +41,12 @@ pub enum Reported {
 ///
 /// `build_only` runs only the stages before the first environment stage
 /// (commits off the trunk are checked, never deployed).
-pub fn plan(doc: &Document, execution: Execution, now: DateTime<Utc>) -> Snapshot {
+pub fn plan(
+    doc: &Document,
+    execution: Execution,
+    occupied: std::collections::HashMap<i32, String>,
+    now: DateTime<Utc>,
+) -> Snapshot {
     let first_env = doc
         .spec
         .stages
@@ -121,6 +126,7 @@ pub fn plan(doc: &Document, execution: Execution, now: DateTime<Utc>) -> Snapsho
         stages,
         actions,
         transitions: vec![Transition::ExecutionStarted],
+        occupied,
     };
     advance(&mut snapshot, now);
     snapshot
@@ -439,6 +445,39 @@ pub fn decide(
     Ok(())
 }
 
+/// Ends an execution that waits at a stage boundary because a newer one
+/// arrived: it will never run its remaining stages.
+pub fn supersede(s: &mut Snapshot, by: &str, now: DateTime<Utc>) -> bool {
+    if s.execution.state != ExecutionState::Queued {
+        return false;
+    }
+    for action in s.actions.iter_mut().filter(|a| !a.state.is_final()) {
+        finish(
+            action,
+            ActionState::Skipped,
+            &format!("superseded by execution {by}"),
+            now,
+        );
+    }
+    for stage in s
+        .stages
+        .iter_mut()
+        .filter(|st| matches!(st.state, StageState::Pending | StageState::Held))
+    {
+        stage.state = StageState::Skipped;
+        stage.state_reason = format!("superseded by execution {by}");
+        stage.end_time = Some(now);
+        stage.dirty = true;
+    }
+    end_execution(
+        s,
+        ExecutionState::Superseded,
+        format!("superseded by execution {by}"),
+        now,
+    );
+    true
+}
+
 /// Stops an execution: nothing more is dispatched; running attempts are
 /// told to stop at their next heartbeat.
 pub fn cancel(s: &mut Snapshot, who: &str, now: DateTime<Utc>) -> bool {
@@ -460,7 +499,7 @@ pub fn cancel(s: &mut Snapshot, who: &str, now: DateTime<Utc>) -> bool {
                     .push(Transition::StageEnded { stage: stage.index });
                 StageState::Cancelled
             }
-            StageState::Pending => StageState::Skipped,
+            StageState::Pending | StageState::Held => StageState::Skipped,
             _ => continue,
         };
         stage.state = state;
@@ -494,33 +533,60 @@ pub fn advance(s: &mut Snapshot, now: DateTime<Utc>) {
         let Some(stage_pos) = s.stages.iter().position(|st| {
             matches!(
                 st.state,
-                StageState::Pending | StageState::WaitingApproval | StageState::Running
+                StageState::Pending
+                    | StageState::Held
+                    | StageState::WaitingApproval
+                    | StageState::Running
             )
         }) else {
             end_execution(s, ExecutionState::Succeeded, String::new(), now);
             return;
         };
         let index = s.stages[stage_pos].index;
+        let entering = matches!(
+            s.stages[stage_pos].state,
+            StageState::Pending | StageState::Held
+        );
+        if entering
+            && s.execution.mode != Mode::Parallel
+            && let Some(holder) = s.occupied.get(&index).cloned()
+        {
+            let stage = &mut s.stages[stage_pos];
+            let reason = format!(
+                "waiting for execution {holder} to leave stage {:?}",
+                stage.name
+            );
+            if stage.state != StageState::Held || stage.state_reason != reason {
+                stage.state = StageState::Held;
+                stage.state_reason = reason;
+                stage.dirty = true;
+                s.execution.state = ExecutionState::Queued;
+                s.transitions.push(Transition::StageHeld { stage: index });
+            }
+            return;
+        }
         let stage = &mut s.stages[stage_pos];
         match stage.state {
             StageState::WaitingApproval => return,
-            StageState::Pending
+            StageState::Pending | StageState::Held
                 if stage
                     .approval
                     .as_ref()
                     .is_some_and(|a| approvals_given(stage) < a.min_approvals) =>
             {
                 stage.state = StageState::WaitingApproval;
+                stage.state_reason.clear();
                 stage.dirty = true;
                 s.execution.state = ExecutionState::WaitingApproval;
                 s.transitions
                     .push(Transition::ApprovalRequested { stage: index });
                 return;
             }
-            StageState::Pending => {
+            StageState::Pending | StageState::Held => {
                 s.transitions
                     .push(Transition::StageStarted { stage: index });
                 stage.state = StageState::Running;
+                stage.state_reason.clear();
                 stage.start_time = Some(now);
                 stage.dirty = true;
                 s.execution.state = ExecutionState::Running;

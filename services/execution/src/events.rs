@@ -86,9 +86,9 @@ fn event(kind: &str, subject: String, payload: ev::event::Payload) -> Outgoing {
     }
 }
 
-/// The messages announcing `transitions` of `s` (taken from it).
-pub fn outgoing(s: &mut Snapshot) -> Vec<Outgoing> {
-    let transitions = std::mem::take(&mut s.transitions);
+/// The messages announcing the transitions of `s`.
+pub fn outgoing(s: &Snapshot) -> Vec<Outgoing> {
+    let transitions = s.transitions.clone();
     let e = &s.execution;
     let name = execution_name(e);
     let stage_of = |index: i32| s.stages.iter().find(|st| st.index == index);
@@ -213,6 +213,18 @@ pub fn outgoing(s: &mut Snapshot) -> Vec<Outgoing> {
                     payload.1,
                 ));
             }
+            Transition::StageHeld { stage } => {
+                let Some(st) = stage_of(stage) else { continue };
+                out.push(event(
+                    "execution.stage.held",
+                    name.clone(),
+                    P::StageHeld(ev::StageHeld {
+                        context: Some(context(e)),
+                        stage: Some(stage_context(st)),
+                        ..Default::default()
+                    }),
+                ));
+            }
             Transition::ApprovalRequested { stage } => {
                 let Some(st) = stage_of(stage) else { continue };
                 let policy = st.approval.clone();
@@ -258,8 +270,10 @@ pub fn outgoing(s: &mut Snapshot) -> Vec<Outgoing> {
                     ExecutionState::Succeeded => pb::ExecutionState::Succeeded,
                     ExecutionState::Failed => pb::ExecutionState::Failed,
                     ExecutionState::Cancelled => pb::ExecutionState::Cancelled,
+                    ExecutionState::Queued => pb::ExecutionState::Queued,
                     ExecutionState::Running => pb::ExecutionState::Running,
                     ExecutionState::WaitingApproval => pb::ExecutionState::WaitingApproval,
+                    ExecutionState::Superseded => pb::ExecutionState::Superseded,
                 };
                 out.push(event(
                     "execution.finished",

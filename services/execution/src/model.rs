@@ -4,10 +4,10 @@
 use chrono::{DateTime, Utc};
 
 macro_rules! string_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name { $($variant),+ }
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
 
         impl $name {
             pub fn as_str(self) -> &'static str {
@@ -24,11 +24,15 @@ macro_rules! string_enum {
 string_enum!(
     /// Where an execution stands.
     ExecutionState {
+        /// Waiting for a stage another execution of the pipeline holds.
+        Queued => "queued",
         Running => "running",
         WaitingApproval => "waiting_approval",
         Succeeded => "succeeded",
         Failed => "failed",
         Cancelled => "cancelled",
+        /// Replaced by a newer execution while it waited at a stage boundary.
+        Superseded => "superseded",
     }
 );
 
@@ -36,14 +40,29 @@ impl ExecutionState {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            ExecutionState::Succeeded | ExecutionState::Failed | ExecutionState::Cancelled
+            ExecutionState::Succeeded
+                | ExecutionState::Failed
+                | ExecutionState::Cancelled
+                | ExecutionState::Superseded
         )
     }
 }
 
 string_enum!(
+    /// What happens when executions of one pipeline meet at a stage
+    /// (DPRA: newer trunk runs can supersede queued older ones).
+    Mode {
+        Superseded => "superseded",
+        Queued => "queued",
+        Parallel => "parallel",
+    }
+);
+
+string_enum!(
     StageState {
         Pending => "pending",
+        /// Ready, but another execution of the pipeline holds the stage.
+        Held => "held",
         WaitingApproval => "waiting_approval",
         Running => "running",
         Succeeded => "succeeded",
@@ -88,6 +107,8 @@ pub struct Snapshot {
     /// What the engine changed, in order: saved to the outbox as events and
     /// dispatches in the same transaction as the change.
     pub transitions: Vec<Transition>,
+    /// Stages other executions of the pipeline hold: index → execution id.
+    pub occupied: std::collections::HashMap<i32, String>,
 }
 
 /// One change worth announcing.
@@ -109,6 +130,10 @@ pub enum Transition {
         action: String,
         attempt: i32,
         last: bool,
+    },
+    /// The next stage is held by another execution: this one waits.
+    StageHeld {
+        stage: i32,
     },
     /// A stage waits for a human approval.
     ApprovalRequested {
@@ -133,6 +158,7 @@ pub struct Execution {
     pub state: ExecutionState,
     pub state_reason: String,
     pub build_only: bool,
+    pub mode: Mode,
     pub commit_sha: String,
     pub branch: String,
     pub author: String,

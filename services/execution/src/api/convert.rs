@@ -75,8 +75,10 @@ pub fn parse_parent(parent: &str) -> Result<&str, Error> {
 
 fn execution_state(s: ExecutionState) -> pb::ExecutionState {
     match s {
+        ExecutionState::Queued => pb::ExecutionState::Queued,
         ExecutionState::Running => pb::ExecutionState::Running,
         ExecutionState::WaitingApproval => pb::ExecutionState::WaitingApproval,
+        ExecutionState::Superseded => pb::ExecutionState::Superseded,
         ExecutionState::Succeeded => pb::ExecutionState::Succeeded,
         ExecutionState::Failed => pb::ExecutionState::Failed,
         ExecutionState::Cancelled => pb::ExecutionState::Cancelled,
@@ -86,6 +88,7 @@ fn execution_state(s: ExecutionState) -> pb::ExecutionState {
 fn stage_state(s: StageState) -> pb::StageState {
     match s {
         StageState::Pending => pb::StageState::Pending,
+        StageState::Held => pb::StageState::Held,
         StageState::WaitingApproval => pb::StageState::WaitingApproval,
         StageState::Running => pb::StageState::Running,
         StageState::Succeeded => pb::StageState::Succeeded,
@@ -207,6 +210,7 @@ pub fn execution_basic(e: &Execution) -> pb::Execution {
             stages: Vec::new(),
             actions: Vec::new(),
             transitions: Vec::new(),
+            occupied: Default::default(),
         },
         false,
     )
@@ -288,7 +292,9 @@ pub fn approval(a: &ApprovalRecord) -> pb::Approval {
 
 pub fn approval_state(st: &StageRun) -> pb::ApprovalState {
     match st.state {
-        StageState::WaitingApproval | StageState::Pending => pb::ApprovalState::Pending,
+        StageState::WaitingApproval | StageState::Pending | StageState::Held => {
+            pb::ApprovalState::Pending
+        }
         StageState::Failed if st.approvals.iter().any(|a| !a.approved) => {
             pb::ApprovalState::Rejected
         }

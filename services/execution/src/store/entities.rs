@@ -18,6 +18,7 @@ pub mod execution {
         #[sea_orm(column_type = "Text")]
         pub state_reason: String,
         pub build_only: bool,
+        pub mode: String,
         pub commit_sha: String,
         pub branch: String,
         pub author: String,
@@ -162,6 +163,28 @@ pub mod log_chunk {
         pub data: Vec<u8>,
         pub truncated: bool,
         pub time: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod stage_lock {
+    use sea_orm::entity::prelude::*;
+
+    /// Which execution holds a stage of a pipeline (queued and superseded
+    /// modes): one row per held stage, so two executions cannot enter it.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "stage_locks")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub pipeline: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub stage_index: i32,
+        pub execution_id: String,
+        pub acquire_time: DateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -15,7 +15,7 @@ use sea_orm::{
     EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
 };
 
-use entities::{action_run, execution, outbox, stage_run};
+use entities::{action_run, execution, outbox, stage_lock, stage_run};
 pub use logs::{Chunk, TRUNCATED_MARKER};
 pub use migration::Migrator;
 
@@ -70,7 +70,7 @@ impl Store {
     /// execution created then instead.
     pub async fn insert(
         &self,
-        mut s: Snapshot,
+        s: Snapshot,
         request_id: Option<&str>,
     ) -> Result<Snapshot, StoreError> {
         if let Some(id) = request_id
@@ -82,7 +82,7 @@ impl Store {
             return self.load(&existing.id).await;
         }
         let txn = self.db.begin().await?;
-        let messages = crate::events::outgoing(&mut s);
+        let messages = crate::events::outgoing(&s);
         let inserted = rows::execution_active(&s.execution, request_id.map(str::to_owned))
             .insert(&txn)
             .await;
@@ -109,9 +109,15 @@ impl Store {
                 .exec(&txn)
                 .await?;
         }
+        if let Err(e) = sync_locks(&txn, &s).await {
+            drop(txn);
+            return Err(e);
+        }
         write_outbox(&txn, messages).await?;
         txn.commit().await?;
-        self.load(&s.execution.id).await
+        let mut stored = self.load(&s.execution.id).await?;
+        stored.transitions = s.transitions;
+        Ok(stored)
     }
 
     pub async fn load(&self, id: &str) -> Result<Snapshot, StoreError> {
@@ -298,6 +304,34 @@ impl Store {
         Ok(())
     }
 
+    /// Stages of `pipeline` held by executions other than `except`.
+    pub async fn occupied(
+        &self,
+        pipeline: &str,
+        except: &str,
+    ) -> Result<std::collections::HashMap<i32, String>, StoreError> {
+        occupied(&self.db, pipeline, except).await
+    }
+
+    /// Executions waiting for a stage another execution holds, oldest
+    /// first, of one pipeline or all.
+    pub async fn held(
+        &self,
+        pipeline: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut query = execution::Entity::find()
+            .select_only()
+            .column(execution::Column::Id)
+            .filter(execution::Column::State.eq(ExecutionState::Queued.as_str()))
+            .order_by_asc(execution::Column::Id)
+            .limit(limit);
+        if let Some(p) = pipeline {
+            query = query.filter(execution::Column::Pipeline.eq(p));
+        }
+        Ok(query.into_tuple().all(&self.db).await?)
+    }
+
     /// Queued attempts waiting since before `before`: (execution, action).
     pub async fn stale_queued(
         &self,
@@ -346,6 +380,7 @@ async fn load<C: sea_orm::ConnectionTrait>(db: &C, id: &str) -> Result<Snapshot,
         .one(db)
         .await?
         .ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
+    let pipeline = execution.pipeline.clone();
     let stages = stage_run::Entity::find()
         .filter(stage_run::Column::ExecutionId.eq(id))
         .order_by_asc(stage_run::Column::StageIndex)
@@ -368,7 +403,75 @@ async fn load<C: sea_orm::ConnectionTrait>(db: &C, id: &str) -> Result<Snapshot,
             .map(rows::action_from)
             .collect::<Result<_, _>>()?,
         transitions: Vec::new(),
+        occupied: occupied(db, &pipeline, id).await?,
     })
+}
+
+/// Stages of `pipeline` held by executions other than `except`.
+pub(crate) async fn occupied<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    pipeline: &str,
+    except: &str,
+) -> Result<std::collections::HashMap<i32, String>, StoreError> {
+    Ok(stage_lock::Entity::find()
+        .filter(stage_lock::Column::Pipeline.eq(pipeline))
+        .filter(stage_lock::Column::ExecutionId.ne(except))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|l| (l.stage_index, l.execution_id))
+        .collect())
+}
+
+/// Makes the stage locks of the execution match the stages it is in:
+/// takes the ones it entered (failing with a conflict when another
+/// execution got there first) and releases the ones it left.
+async fn sync_locks<C: sea_orm::ConnectionTrait>(db: &C, s: &Snapshot) -> Result<(), StoreError> {
+    let e = &s.execution;
+    let wanted: Vec<i32> = if e.mode == Mode::Parallel || e.state.is_final() {
+        Vec::new()
+    } else {
+        s.stages
+            .iter()
+            .filter(|st| matches!(st.state, StageState::Running | StageState::WaitingApproval))
+            .map(|st| st.index)
+            .collect()
+    };
+    let held: Vec<i32> = stage_lock::Entity::find()
+        .filter(stage_lock::Column::ExecutionId.eq(e.id.as_str()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|l| l.stage_index)
+        .collect();
+    let released: Vec<i32> = held
+        .iter()
+        .copied()
+        .filter(|i| !wanted.contains(i))
+        .collect();
+    if !released.is_empty() {
+        stage_lock::Entity::delete_many()
+            .filter(stage_lock::Column::ExecutionId.eq(e.id.as_str()))
+            .filter(stage_lock::Column::StageIndex.is_in(released))
+            .exec(db)
+            .await?;
+    }
+    for index in wanted.into_iter().filter(|i| !held.contains(i)) {
+        let lock = stage_lock::ActiveModel {
+            pipeline: sea_orm::ActiveValue::Set(e.pipeline.clone()),
+            stage_index: sea_orm::ActiveValue::Set(index),
+            execution_id: sea_orm::ActiveValue::Set(e.id.clone()),
+            acquire_time: sea_orm::ActiveValue::Set(Utc::now()),
+        };
+        match stage_lock::Entity::insert(lock).exec(db).await {
+            Ok(_) => {}
+            Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                return Err(StoreError::Conflict(e.id.clone()));
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(())
 }
 
 /// Writes the execution row (if its version is still `read_version`) and
@@ -409,6 +512,7 @@ async fn save(
         rows::action_active(action).update(txn).await?;
         action.dirty = false;
     }
+    sync_locks(txn, s).await?;
     write_outbox(txn, crate::events::outgoing(s)).await
 }
 

@@ -11,6 +11,8 @@ fn corrupt(what: impl std::fmt::Display) -> StoreError {
 }
 
 pub fn execution_from(m: execution::Model) -> Result<Execution, StoreError> {
+    let mode = Mode::parse(&m.mode)
+        .ok_or_else(|| corrupt(format!("execution {}: mode {:?}", m.id, m.mode)))?;
     Ok(Execution {
         state: ExecutionState::parse(&m.state)
             .ok_or_else(|| corrupt(format!("execution {}: state {:?}", m.id, m.state)))?,
@@ -23,6 +25,7 @@ pub fn execution_from(m: execution::Model) -> Result<Execution, StoreError> {
         repository: m.repository,
         state_reason: m.state_reason,
         build_only: m.build_only,
+        mode,
         commit_sha: m.commit_sha,
         branch: m.branch,
         author: m.author,
@@ -47,6 +50,7 @@ pub fn execution_active(e: &Execution, request_id: Option<String>) -> execution:
         state: Set(e.state.as_str().to_owned()),
         state_reason: Set(e.state_reason.clone()),
         build_only: Set(e.build_only),
+        mode: Set(e.mode.as_str().to_owned()),
         commit_sha: Set(e.commit_sha.clone()),
         branch: Set(e.branch.clone()),
         author: Set(e.author.clone()),

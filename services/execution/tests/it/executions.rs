@@ -509,3 +509,129 @@ on_every_backend!(watch_streams_every_change_until_the_end, 30, |cp, dir| {
         pb::ExecutionState::Succeeded
     );
 });
+
+fn with_mode(yaml: String, mode: &str) -> String {
+    yaml.replace(
+        "  environments:",
+        &format!("  executionMode: {mode}\n  environments:"),
+    )
+}
+
+/// A build that logs when it starts and ends, one second apart.
+fn timed_build(log: &std::path::Path) -> String {
+    let l = log.display();
+    format!(
+        "echo start-$CONVEYOR_EXECUTION_ID >> {l}; sleep 1; echo end-$CONVEYOR_EXECUTION_ID >> {l}"
+    )
+}
+
+fn id_of(e: &pb::Execution) -> String {
+    e.name.rsplit('/').next().unwrap_or_default().to_owned()
+}
+
+on_every_backend!(
+    queued_mode_runs_one_execution_per_stage_at_a_time,
+    30,
+    |cp, dir| {
+        let repo = git_repo(dir.path());
+        let log = dir.path().join("log");
+        cp.apply(&with_mode(
+            pipeline("q", &repo, &timed_build(&log), "true", ""),
+            "queued",
+        ))
+        .await;
+        cp.start_worker();
+        let first = cp.start_execution("q", "").await;
+        let second = cp.start_execution("q", "").await;
+        assert_eq!(state(&second), pb::ExecutionState::Queued, "{second:#?}");
+        assert_eq!(stage(&second, "build").state, pb::StageState::Held as i32);
+        assert!(
+            stage(&second, "build")
+                .state_reason
+                .contains(&id_of(&first))
+        );
+        let a = cp.wait_done(&first.name, Duration::from_secs(60)).await;
+        let b = cp.wait_done(&second.name, Duration::from_secs(60)).await;
+        assert_eq!(
+            (state(&a), state(&b)),
+            (pb::ExecutionState::Succeeded, pb::ExecutionState::Succeeded)
+        );
+        let lines = std::fs::read_to_string(&log).expect("log");
+        let (x, y) = (id_of(&first), id_of(&second));
+        assert_eq!(
+            lines.lines().collect::<Vec<_>>(),
+            vec![
+                format!("start-{x}"),
+                format!("end-{x}"),
+                format!("start-{y}"),
+                format!("end-{y}")
+            ],
+            "the second build started only after the first left the stage"
+        );
+    }
+);
+
+on_every_backend!(
+    a_newer_execution_supersedes_one_waiting_at_the_same_stage,
+    30,
+    |cp, dir| {
+        let repo = git_repo(dir.path());
+        let log = dir.path().join("log");
+        // The build waits for a go signal, so the first execution holds the
+        // stage until all three have started, however loaded the machine is.
+        let go = dir.path().join("go");
+        let build = format!(
+            "while [ ! -f {} ]; do sleep 0.05; done; {}",
+            go.display(),
+            timed_build(&log)
+        );
+        cp.apply(&with_mode(
+            pipeline("s", &repo, &build, "true", ""),
+            "superseded",
+        ))
+        .await;
+        cp.start_worker();
+        let first = cp.start_execution("s", "").await;
+        let middle = cp.start_execution("s", "").await;
+        let newest = cp.start_execution("s", "").await;
+        std::fs::write(&go, "").expect("go");
+        let a = cp.wait_done(&first.name, Duration::from_secs(60)).await;
+        let b = cp.wait_done(&middle.name, Duration::from_secs(60)).await;
+        let c = cp.wait_done(&newest.name, Duration::from_secs(60)).await;
+        assert_eq!(state(&a), pb::ExecutionState::Succeeded);
+        assert_eq!(state(&b), pb::ExecutionState::Superseded, "{b:#?}");
+        assert!(
+            b.state_reason.contains(&id_of(&newest)),
+            "{}",
+            b.state_reason
+        );
+        assert_eq!(state(&c), pb::ExecutionState::Succeeded);
+        let lines = std::fs::read_to_string(&log).expect("log");
+        assert!(
+            !lines.contains(&id_of(&middle)),
+            "the superseded execution never built: {lines}"
+        );
+    }
+);
+
+on_every_backend!(parallel_mode_lets_executions_overlap, 30, |cp, dir| {
+    let repo = git_repo(dir.path());
+    let log = dir.path().join("log");
+    cp.apply(&with_mode(
+        pipeline("p", &repo, &timed_build(&log), "true", ""),
+        "parallel",
+    ))
+    .await;
+    cp.start_worker();
+    let first = cp.start_execution("p", "").await;
+    let second = cp.start_execution("p", "").await;
+    assert_eq!(state(&second), pb::ExecutionState::Running);
+    cp.wait_done(&first.name, Duration::from_secs(60)).await;
+    cp.wait_done(&second.name, Duration::from_secs(60)).await;
+    let lines = std::fs::read_to_string(&log).expect("log");
+    let lines: Vec<&str> = lines.lines().collect();
+    assert!(
+        lines[0].starts_with("start-") && lines[1].starts_with("start-"),
+        "both builds ran at once: {lines:?}"
+    );
+});

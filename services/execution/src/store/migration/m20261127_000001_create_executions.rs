@@ -22,6 +22,7 @@ impl MigrationTrait for Migration {
                     .col(string(Executions::State))
                     .col(text(Executions::StateReason))
                     .col(boolean(Executions::BuildOnly))
+                    .col(string(Executions::Mode))
                     .col(string(Executions::CommitSha))
                     .col(string(Executions::Branch))
                     .col(string(Executions::Author))
@@ -113,6 +114,23 @@ impl MigrationTrait for Migration {
         manager
             .create_table(
                 Table::create()
+                    .table(StageLocks::Table)
+                    .if_not_exists()
+                    .col(string(StageLocks::Pipeline))
+                    .col(integer(StageLocks::StageIndex))
+                    .col(string(StageLocks::ExecutionId))
+                    .col(timestamp_with_time_zone(StageLocks::AcquireTime))
+                    .primary_key(
+                        Index::create()
+                            .col(StageLocks::Pipeline)
+                            .col(StageLocks::StageIndex),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
                     .table(Outbox::Table)
                     .if_not_exists()
                     .col(big_pk_auto(Outbox::Id))
@@ -176,6 +194,7 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for table in [
+            StageLocks::Table.into_iden(),
             LogChunks::Table.into_iden(),
             Outbox::Table.into_iden(),
             ActionRuns::Table.into_iden(),
@@ -203,6 +222,7 @@ enum Executions {
     State,
     StateReason,
     BuildOnly,
+    Mode,
     CommitSha,
     Branch,
     Author,
@@ -281,4 +301,13 @@ enum LogChunks {
     Data,
     Truncated,
     Time,
+}
+
+#[derive(DeriveIden)]
+enum StageLocks {
+    Table,
+    Pipeline,
+    StageIndex,
+    ExecutionId,
+    AcquireTime,
 }
