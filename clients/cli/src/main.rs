@@ -35,6 +35,13 @@ enum Command {
     /// Start, follow and cancel executions.
     #[command(subcommand)]
     Run(commands::run::RunCommand),
+    /// Block promotion of a pipeline (or one stage) until unblocked.
+    Block(commands::holds::BlockArgs),
+    /// Lift promotion blockers; held executions continue.
+    Unblock(commands::holds::UnblockArgs),
+    /// Set and list alarm states.
+    #[command(subcommand)]
+    Alarm(commands::holds::AlarmCommand),
     /// Print the output of an execution's actions (`-f` to follow).
     Logs(commands::run::LogsArgs),
     /// Run every service in one process on the embedded default (SQLite).
@@ -62,6 +69,9 @@ fn main() -> ExitCode {
             Command::Pipeline(cmd) => commands::pipeline::run(&ctx, cmd).await,
             Command::Run(cmd) => commands::run::run(&ctx, cmd).await,
             Command::Logs(args) => commands::run::logs(&ctx, args).await,
+            Command::Block(args) => commands::holds::block(&ctx, args).await,
+            Command::Unblock(args) => commands::holds::unblock(&ctx, args).await,
+            Command::Alarm(cmd) => commands::holds::alarm(&ctx, cmd).await,
             Command::Dev(args) => commands::dev::run(args).await,
         }
     });

@@ -11,7 +11,7 @@ use crate::engine::{self, ApprovalError, AttemptReport, ReportError, Reported};
 use crate::error::Error;
 use crate::model::*;
 use crate::specs::SpecSource;
-use crate::store::{Lease, Store, StoreError};
+use crate::store::{AlarmRecord, BlockerRecord, Lease, Store, StoreError};
 use conveyor_platform::queue::Queue;
 use tokio::sync::Notify;
 
@@ -286,6 +286,99 @@ impl Executions {
             )
             .await?;
         Ok((size, truncated, cancel))
+    }
+
+    /// Blocks promotion of `pipeline` (one stage, or every deploying stage).
+    pub async fn block(
+        &self,
+        pipeline: &str,
+        stage: &str,
+        reason: &str,
+        by: &str,
+    ) -> Result<BlockerRecord, Error> {
+        check_name(pipeline, "parent")?;
+        if reason.trim().is_empty() || reason.len() > 1024 {
+            return Err(Error::invalid(
+                "reason",
+                "required, at most 1024 bytes: why promotion stops",
+            ));
+        }
+        if by.is_empty() {
+            return Err(Error::invalid("principal.id", "required: who blocks"));
+        }
+        let blocker = self.store.add_blocker(pipeline, stage, reason, by).await?;
+        tracing::info!(pipeline, stage, by, reason, "promotion blocked");
+        Ok(blocker)
+    }
+
+    /// Lifts blockers; held executions of the pipeline try again.
+    pub async fn unblock(
+        &self,
+        pipeline: &str,
+        id: Option<&str>,
+        stage: Option<&str>,
+        reason: &str,
+        by: &str,
+    ) -> Result<Vec<BlockerRecord>, Error> {
+        check_name(pipeline, "pipeline")?;
+        if by.is_empty() {
+            return Err(Error::invalid(
+                "principal.id",
+                "required: who lifts the blocker",
+            ));
+        }
+        let lifted = self
+            .store
+            .lift_blockers(pipeline, id, stage, reason, by)
+            .await?;
+        if lifted.is_empty() {
+            return Err(Error::BlockerNotFound(id.unwrap_or(pipeline).to_owned()));
+        }
+        tracing::info!(pipeline, count = lifted.len(), by, "promotion unblocked");
+        self.wake(Some(pipeline)).await?;
+        Ok(lifted)
+    }
+
+    pub async fn blockers(
+        &self,
+        pipeline: &str,
+        include_lifted: bool,
+    ) -> Result<Vec<BlockerRecord>, Error> {
+        check_name(pipeline, "parent")?;
+        Ok(self.store.blockers(pipeline, include_lifted).await?)
+    }
+
+    /// Records an alarm's state as a monitor observed it. Stages held by it
+    /// try again once it clears.
+    pub async fn set_alarm(&self, record: AlarmRecord) -> Result<AlarmRecord, Error> {
+        if !conveyor_definitions::spec::is_valid_name(&record.name) {
+            return Err(Error::invalid(
+                "name",
+                format!(
+                    "{:?} is not an alarm name \"alarms/{{alarm}}\"",
+                    record.name
+                ),
+            ));
+        }
+        let (alarm, changed) = self.store.set_alarm(record).await?;
+        if changed {
+            tracing::info!(alarm = %alarm.name, state = %alarm.state, reason = %alarm.reason, "alarm state changed");
+            if alarm.state != "alarm" {
+                self.wake(None).await?;
+            }
+        }
+        Ok(alarm)
+    }
+
+    pub async fn alarm(&self, name: &str) -> Result<AlarmRecord, Error> {
+        self.store
+            .alarm(name)
+            .await?
+            .ok_or_else(|| Error::AlarmNotFound(name.to_owned()))
+    }
+
+    pub async fn alarms(&self, pipeline: Option<&str>) -> Result<Vec<AlarmRecord>, Error> {
+        Ok(self.store.alarms(pipeline).await?)
     }
 
     /// Leases the next attempt of `pool` (or the dispatched attempt named by

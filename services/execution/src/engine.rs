@@ -84,6 +84,7 @@ pub fn plan(
                 min_approvals: a.min_approvals,
             }),
             approvals: Vec::new(),
+            guards: stage.deployment.as_ref().map(guards),
             dirty: true,
         });
         for action in &stage.actions {
@@ -127,9 +128,111 @@ pub fn plan(
         actions,
         transitions: vec![Transition::ExecutionStarted],
         occupied,
+        blockers: Vec::new(),
+        firing: Default::default(),
     };
     advance(&mut snapshot, now);
     snapshot
+}
+
+/// A deployment's start conditions: its alarms and its time windows.
+fn guards(d: &conveyor_definitions::spec::Deployment) -> Guards {
+    use conveyor_definitions::spec::Weekday;
+    let windows = d
+        .time_windows
+        .iter()
+        .map(|w| Window {
+            days: w
+                .days
+                .iter()
+                .map(|d| match d {
+                    Weekday::Mon => 0,
+                    Weekday::Tue => 1,
+                    Weekday::Wed => 2,
+                    Weekday::Thu => 3,
+                    Weekday::Fri => 4,
+                    Weekday::Sat => 5,
+                    Weekday::Sun => 6,
+                })
+                .collect(),
+            start_minute: minutes(&w.start).unwrap_or(0),
+            end_minute: if w.end == "24:00" {
+                1440
+            } else {
+                minutes(&w.end).unwrap_or(1440)
+            },
+            offset_minutes: utc_offset(&w.timezone).unwrap_or(0),
+            exclude_dates: w.exclude_dates.clone(),
+        })
+        .collect();
+    Guards {
+        alarms: d.alarms.iter().map(|a| a.name.clone()).collect(),
+        windows,
+    }
+}
+
+fn minutes(hhmm: &str) -> Option<u32> {
+    let (h, m) = hhmm.split_once(':')?;
+    Some(h.parse::<u32>().ok()? * 60 + m.parse::<u32>().ok()?)
+}
+
+fn utc_offset(tz: &str) -> Option<i32> {
+    if tz == "UTC" || tz == "Z" {
+        return Some(0);
+    }
+    let sign = if tz.starts_with('-') { -1 } else { 1 };
+    minutes(tz.get(1..)?).map(|m| sign * m as i32)
+}
+
+impl Window {
+    /// Whether `now` falls inside the window (start inclusive, end exclusive;
+    /// a window whose end is before its start runs past midnight).
+    pub fn contains(&self, now: DateTime<Utc>) -> bool {
+        use chrono::{Datelike, Timelike};
+        let local = now + chrono::Duration::minutes(i64::from(self.offset_minutes));
+        if self
+            .exclude_dates
+            .iter()
+            .any(|d| *d == local.format("%Y-%m-%d").to_string())
+        {
+            return false;
+        }
+        let day = local.weekday().num_days_from_monday() as u8;
+        if !self.days.is_empty() && !self.days.contains(&day) {
+            return false;
+        }
+        let minute = local.hour() * 60 + local.minute();
+        if self.start_minute <= self.end_minute {
+            (self.start_minute..self.end_minute).contains(&minute)
+        } else {
+            minute >= self.start_minute || minute < self.end_minute
+        }
+    }
+}
+
+/// Why a stage may not start now, if it may not.
+fn hold_reason(s: &Snapshot, stage: &StageRun, now: DateTime<Utc>) -> Option<String> {
+    let deploys = !stage.environment.is_empty();
+    if let Some(b) = s
+        .blockers
+        .iter()
+        .find(|b| b.stage == stage.name || (b.stage.is_empty() && deploys))
+    {
+        return Some(format!(
+            "promotion blocked by {}: {}",
+            b.created_by, b.reason
+        ));
+    }
+    let guards = stage.guards.as_ref()?;
+    if let Some(alarm) = guards.alarms.iter().find(|a| s.firing.contains(*a)) {
+        return Some(format!(
+            "alarm {alarm:?} is in ALARM; the stage starts when it clears"
+        ));
+    }
+    if !guards.windows.is_empty() && !guards.windows.iter().any(|w| w.contains(now)) {
+        return Some("outside the stage's deployment windows; it starts when one opens".to_owned());
+    }
+    None
 }
 
 /// The gate an action's findings are judged by (DPRA: secrets detection
@@ -547,6 +650,17 @@ pub fn advance(s: &mut Snapshot, now: DateTime<Utc>) {
             s.stages[stage_pos].state,
             StageState::Pending | StageState::Held
         );
+        if entering && let Some(reason) = hold_reason(s, &s.stages[stage_pos], now) {
+            let stage = &mut s.stages[stage_pos];
+            if stage.state != StageState::Held || stage.state_reason != reason {
+                stage.state = StageState::Held;
+                stage.state_reason = reason;
+                stage.dirty = true;
+                s.transitions.push(Transition::StageHeld { stage: index });
+            }
+            s.execution.state = ExecutionState::Held;
+            return;
+        }
         if entering
             && s.execution.mode != Mode::Parallel
             && let Some(holder) = s.occupied.get(&index).cloned()

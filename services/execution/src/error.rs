@@ -20,6 +20,10 @@ pub enum Error {
     ExecutionNotFound(String),
     #[error("action run {0:?} not found")]
     ActionNotFound(String),
+    #[error("no active blocker {0:?}")]
+    BlockerNotFound(String),
+    #[error("alarm {0:?} not found")]
+    AlarmNotFound(String),
     #[error("attempt {attempt} of action run {action:?} is not current (current: {current})")]
     StaleAttempt {
         action: String,
@@ -109,6 +113,14 @@ impl From<Error> for Status {
                     "ACTION_RUN_NOT_FOUND",
                     &[("action_run", id.clone())],
                 );
+                Code::NotFound
+            }
+            Error::BlockerNotFound(name) => {
+                info(&mut d, "BLOCKER_NOT_FOUND", &[("blocker", name.clone())]);
+                Code::NotFound
+            }
+            Error::AlarmNotFound(name) => {
+                info(&mut d, "ALARM_NOT_FOUND", &[("alarm", name.clone())]);
                 Code::NotFound
             }
             Error::StaleAttempt {

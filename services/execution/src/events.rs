@@ -271,6 +271,7 @@ pub fn outgoing(s: &Snapshot) -> Vec<Outgoing> {
                     ExecutionState::Failed => pb::ExecutionState::Failed,
                     ExecutionState::Cancelled => pb::ExecutionState::Cancelled,
                     ExecutionState::Queued => pb::ExecutionState::Queued,
+                    ExecutionState::Held => pb::ExecutionState::Held,
                     ExecutionState::Running => pb::ExecutionState::Running,
                     ExecutionState::WaitingApproval => pb::ExecutionState::WaitingApproval,
                     ExecutionState::Superseded => pb::ExecutionState::Superseded,

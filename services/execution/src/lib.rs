@@ -58,6 +58,9 @@ pub async fn register(
         .add(api::ExecutionApi::new(executions.clone()).into_server(max))
         .await;
     services
+        .add(api::AlarmApi::new(executions.clone()).into_server(max))
+        .await;
+    services
         .add(api::WorkerApi::new(executions).into_server(max))
         .await;
     Ok(background)

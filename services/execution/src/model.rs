@@ -26,6 +26,8 @@ string_enum!(
     ExecutionState {
         /// Waiting for a stage another execution of the pipeline holds.
         Queued => "queued",
+        /// A stage may not start yet: a blocker, an alarm, or a time window.
+        Held => "held",
         Running => "running",
         WaitingApproval => "waiting_approval",
         Succeeded => "succeeded",
@@ -109,6 +111,10 @@ pub struct Snapshot {
     pub transitions: Vec<Transition>,
     /// Stages other executions of the pipeline hold: index → execution id.
     pub occupied: std::collections::HashMap<i32, String>,
+    /// Active promotion blockers of the pipeline.
+    pub blockers: Vec<Blocker>,
+    /// Names of the alarms in ALARM that apply to the pipeline.
+    pub firing: std::collections::HashSet<String>,
 }
 
 /// One change worth announcing.
@@ -185,7 +191,44 @@ pub struct StageRun {
     pub approval: Option<ApprovalPolicy>,
     /// Decisions so far, in order.
     pub approvals: Vec<ApprovalRecord>,
+    /// What must be true before the stage starts.
+    pub guards: Option<Guards>,
     pub dirty: bool,
+}
+
+/// A deployment stage's start conditions, copied from the pinned spec.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Guards {
+    /// The stage does not start while any of these alarms is in ALARM.
+    pub alarms: Vec<String>,
+    /// The stage starts only inside one of these windows (none: any time).
+    pub windows: Vec<Window>,
+}
+
+/// When a stage may start: days, a time-of-day range and excluded dates.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Window {
+    /// 0 = Monday … 6 = Sunday; empty means every day.
+    pub days: Vec<u8>,
+    /// Minutes after midnight, local to `offset_minutes`.
+    pub start_minute: u32,
+    /// Exclusive; 1440 for midnight.
+    pub end_minute: u32,
+    pub offset_minutes: i32,
+    /// Local dates "YYYY-MM-DD" the window stays shut.
+    pub exclude_dates: Vec<String>,
+}
+
+/// An active manual promotion blocker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocker {
+    pub id: String,
+    /// Empty: every stage that deploys to an environment.
+    pub stage: String,
+    pub reason: String,
+    pub created_by: String,
 }
 
 /// A stage's approval rule, copied from the pinned spec.

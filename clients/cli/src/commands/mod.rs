@@ -1,4 +1,5 @@
 pub mod dev;
+pub mod holds;
 pub mod pipeline;
 pub mod run;
 

@@ -76,6 +76,7 @@ pub fn parse_parent(parent: &str) -> Result<&str, Error> {
 fn execution_state(s: ExecutionState) -> pb::ExecutionState {
     match s {
         ExecutionState::Queued => pb::ExecutionState::Queued,
+        ExecutionState::Held => pb::ExecutionState::Held,
         ExecutionState::Running => pb::ExecutionState::Running,
         ExecutionState::WaitingApproval => pb::ExecutionState::WaitingApproval,
         ExecutionState::Superseded => pb::ExecutionState::Superseded,
@@ -211,6 +212,8 @@ pub fn execution_basic(e: &Execution) -> pb::Execution {
             actions: Vec::new(),
             transitions: Vec::new(),
             occupied: Default::default(),
+            blockers: Vec::new(),
+            firing: Default::default(),
         },
         false,
     )
@@ -335,5 +338,42 @@ pub fn log_chunk(execution_name: &str, c: crate::store::Chunk) -> pb::LogChunk {
         data: c.data,
         time: Some(timestamp(c.time)),
         truncated: c.truncated,
+    }
+}
+
+/// (`{pipeline}`, `{blocker}`) from `pipelines/{pipeline}/blockers/{blocker}`.
+pub fn parse_blocker_name(name: &str) -> Result<(&str, &str), Error> {
+    let bad = || {
+        Error::invalid(
+            "name",
+            format!("{name:?} is not \"pipelines/{{pipeline}}/blockers/{{blocker}}\""),
+        )
+    };
+    let rest = name.strip_prefix("pipelines/").ok_or_else(bad)?;
+    let (pipeline, id) = rest.split_once("/blockers/").ok_or_else(bad)?;
+    if pipeline.is_empty() || id.is_empty() {
+        return Err(bad());
+    }
+    Ok((pipeline, id))
+}
+
+fn principal(id: &str) -> Option<common::Principal> {
+    Some(common::Principal {
+        id: id.to_owned(),
+        groups: Vec::new(),
+    })
+}
+
+pub fn blocker(b: &crate::store::BlockerRecord) -> pb::Blocker {
+    pb::Blocker {
+        name: format!("pipelines/{}/blockers/{}", b.pipeline, b.id),
+        stage: b.stage.clone(),
+        reason: b.reason.clone(),
+        active: b.lift_time.is_none(),
+        created_by: principal(&b.created_by),
+        create_time: Some(timestamp(b.create_time)),
+        lifted_by: b.lifted_by.as_deref().and_then(principal),
+        lift_reason: b.lift_reason.clone(),
+        lift_time: opt_time(b.lift_time),
     }
 }

@@ -1,7 +1,10 @@
 //! The gRPC adapters: ExecutionService for people and tools, WorkerService
 //! for workers. Validate, convert, call the domain, convert back.
 
+mod alarms;
 mod convert;
+
+pub use alarms::AlarmApi;
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -165,23 +168,56 @@ impl ExecutionService for ExecutionApi {
 
     async fn block_promotion(
         &self,
-        _: Request<pb::BlockPromotionRequest>,
+        request: Request<pb::BlockPromotionRequest>,
     ) -> Result<Response<pb::Blocker>, Status> {
-        Err(later("BlockPromotion"))
+        let r = request.into_inner();
+        let pipeline = convert::parse_parent(&r.parent)?;
+        let by = r.principal.map(|p| p.id).unwrap_or_default();
+        let blocker = self
+            .executions
+            .block(pipeline, &r.stage, &r.reason, &by)
+            .await?;
+        Ok(Response::new(convert::blocker(&blocker)))
     }
 
     async fn unblock_promotion(
         &self,
-        _: Request<pb::UnblockPromotionRequest>,
+        request: Request<pb::UnblockPromotionRequest>,
     ) -> Result<Response<pb::UnblockPromotionResponse>, Status> {
-        Err(later("UnblockPromotion"))
+        let r = request.into_inner();
+        let by = r.principal.map(|p| p.id).unwrap_or_default();
+        let (pipeline, id) = if r.name.is_empty() {
+            (
+                convert::parse_parent(&r.pipeline).map_err(|_| {
+                    Error::invalid("pipeline", "give name, or pipeline (and stage)")
+                })?,
+                None,
+            )
+        } else {
+            let (pipeline, id) = convert::parse_blocker_name(&r.name)?;
+            (pipeline, Some(id))
+        };
+        let stage = (!r.stage.is_empty()).then_some(r.stage.as_str());
+        let lifted = self
+            .executions
+            .unblock(pipeline, id, stage, &r.reason, &by)
+            .await?;
+        Ok(Response::new(pb::UnblockPromotionResponse {
+            blockers: lifted.iter().map(convert::blocker).collect(),
+        }))
     }
 
     async fn list_blockers(
         &self,
-        _: Request<pb::ListBlockersRequest>,
+        request: Request<pb::ListBlockersRequest>,
     ) -> Result<Response<pb::ListBlockersResponse>, Status> {
-        Err(later("ListBlockers"))
+        let r = request.into_inner();
+        let pipeline = convert::parse_parent(&r.parent)?;
+        let blockers = self.executions.blockers(pipeline, r.include_lifted).await?;
+        Ok(Response::new(pb::ListBlockersResponse {
+            blockers: blockers.iter().map(convert::blocker).collect(),
+            next_page_token: String::new(),
+        }))
     }
 
     type WatchExecutionStream =

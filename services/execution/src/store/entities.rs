@@ -61,6 +61,9 @@ pub mod stage_run {
         /// JSON array of approval decisions.
         #[sea_orm(column_type = "Text")]
         pub approvals: String,
+        /// JSON of the stage's start guards (alarms, time windows), or "".
+        #[sea_orm(column_type = "Text")]
+        pub guards: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -185,6 +188,63 @@ pub mod stage_lock {
         pub stage_index: i32,
         pub execution_id: String,
         pub acquire_time: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod blocker {
+    use sea_orm::entity::prelude::*;
+
+    /// A manual promotion blocker, kept after it is lifted for the audit trail.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "blockers")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub pipeline: String,
+        /// "" blocks every stage that deploys to an environment.
+        pub stage: String,
+        #[sea_orm(column_type = "Text")]
+        pub reason: String,
+        pub created_by: String,
+        pub create_time: DateTimeUtc,
+        pub lifted_by: Option<String>,
+        #[sea_orm(column_type = "Text")]
+        pub lift_reason: String,
+        pub lift_time: Option<DateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod alarm {
+    use sea_orm::entity::prelude::*;
+
+    /// The last known state of a named alarm.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "alarms")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub name: String,
+        /// "" applies to every pipeline.
+        pub pipeline: String,
+        pub environment: String,
+        /// "ok", "alarm" or "insufficient_data".
+        pub state: String,
+        #[sea_orm(column_type = "Text")]
+        pub reason: String,
+        /// "external" or "health_probe".
+        pub source: String,
+        pub state_change_time: DateTimeUtc,
+        pub observe_time: DateTimeUtc,
+        pub update_time: DateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

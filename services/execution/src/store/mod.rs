@@ -3,6 +3,7 @@
 //! lets the engine change it, and writes back what changed only if the
 //! execution's version is still the one it read (compare-and-set).
 
+mod alarms;
 mod entities;
 mod logs;
 mod migration;
@@ -15,6 +16,7 @@ use sea_orm::{
     EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
 };
 
+pub use alarms::{AlarmRecord, BlockerRecord};
 use entities::{action_run, execution, outbox, stage_lock, stage_run};
 pub use logs::{Chunk, TRUNCATED_MARKER};
 pub use migration::Migrator;
@@ -323,7 +325,10 @@ impl Store {
         let mut query = execution::Entity::find()
             .select_only()
             .column(execution::Column::Id)
-            .filter(execution::Column::State.eq(ExecutionState::Queued.as_str()))
+            .filter(execution::Column::State.is_in([
+                ExecutionState::Queued.as_str(),
+                ExecutionState::Held.as_str(),
+            ]))
             .order_by_asc(execution::Column::Id)
             .limit(limit);
         if let Some(p) = pipeline {
@@ -404,6 +409,8 @@ async fn load<C: sea_orm::ConnectionTrait>(db: &C, id: &str) -> Result<Snapshot,
             .collect::<Result<_, _>>()?,
         transitions: Vec::new(),
         occupied: occupied(db, &pipeline, id).await?,
+        blockers: alarms::active_blockers(db, &pipeline).await?,
+        firing: alarms::firing(db, &pipeline).await?,
     })
 }
 

@@ -75,6 +75,14 @@ pub fn stage_from(m: stage_run::Model) -> Result<StageRun, StoreError> {
     };
     let approvals = serde_json::from_str(&m.approvals)
         .map_err(|e| corrupt(format!("stage {}: approvals: {e}", m.name)))?;
+    let guards = if m.guards.is_empty() {
+        None
+    } else {
+        Some(
+            serde_json::from_str(&m.guards)
+                .map_err(|e| corrupt(format!("stage {}: guards: {e}", m.name)))?,
+        )
+    };
     Ok(StageRun {
         state: StageState::parse(&m.state)
             .ok_or_else(|| corrupt(format!("stage {}: state {:?}", m.name, m.state)))?,
@@ -87,6 +95,7 @@ pub fn stage_from(m: stage_run::Model) -> Result<StageRun, StoreError> {
         end_time: m.end_time,
         approval,
         approvals,
+        guards,
         dirty: false,
     })
 }
@@ -103,6 +112,7 @@ pub fn stage_active(s: &StageRun) -> stage_run::ActiveModel {
         end_time: Set(s.end_time),
         approval: Set(s.approval.as_ref().map(json).unwrap_or_default()),
         approvals: Set(json(&s.approvals)),
+        guards: Set(s.guards.as_ref().map(json).unwrap_or_default()),
     }
 }
 

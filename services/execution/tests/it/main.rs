@@ -4,5 +4,6 @@
 
 mod executions;
 mod gates;
+mod holds;
 mod logs;
 mod support;

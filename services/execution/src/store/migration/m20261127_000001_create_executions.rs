@@ -61,6 +61,7 @@ impl MigrationTrait for Migration {
                     .col(timestamp_with_time_zone_null(StageRuns::EndTime))
                     .col(text(StageRuns::Approval))
                     .col(text(StageRuns::Approvals))
+                    .col(text(StageRuns::Guards))
                     .primary_key(
                         Index::create()
                             .col(StageRuns::ExecutionId)
@@ -108,6 +109,40 @@ impl MigrationTrait for Migration {
                     .name("ix_action_runs_execution")
                     .table(ActionRuns::Table)
                     .col(ActionRuns::ExecutionId)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(Blockers::Table)
+                    .if_not_exists()
+                    .col(string(Blockers::Id).primary_key())
+                    .col(string(Blockers::Pipeline))
+                    .col(string(Blockers::Stage))
+                    .col(text(Blockers::Reason))
+                    .col(string(Blockers::CreatedBy))
+                    .col(timestamp_with_time_zone(Blockers::CreateTime))
+                    .col(string_null(Blockers::LiftedBy))
+                    .col(text(Blockers::LiftReason))
+                    .col(timestamp_with_time_zone_null(Blockers::LiftTime))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alarms::Table)
+                    .if_not_exists()
+                    .col(string(Alarms::Name).primary_key())
+                    .col(string(Alarms::Pipeline))
+                    .col(string(Alarms::Environment))
+                    .col(string(Alarms::State))
+                    .col(text(Alarms::Reason))
+                    .col(string(Alarms::Source))
+                    .col(timestamp_with_time_zone(Alarms::StateChangeTime))
+                    .col(timestamp_with_time_zone(Alarms::ObserveTime))
+                    .col(timestamp_with_time_zone(Alarms::UpdateTime))
                     .to_owned(),
             )
             .await?;
@@ -194,6 +229,8 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for table in [
+            Alarms::Table.into_iden(),
+            Blockers::Table.into_iden(),
             StageLocks::Table.into_iden(),
             LogChunks::Table.into_iden(),
             Outbox::Table.into_iden(),
@@ -248,6 +285,7 @@ enum StageRuns {
     EndTime,
     Approval,
     Approvals,
+    Guards,
 }
 
 #[derive(DeriveIden)]
@@ -310,4 +348,32 @@ enum StageLocks {
     StageIndex,
     ExecutionId,
     AcquireTime,
+}
+
+#[derive(DeriveIden)]
+enum Blockers {
+    Table,
+    Id,
+    Pipeline,
+    Stage,
+    Reason,
+    CreatedBy,
+    CreateTime,
+    LiftedBy,
+    LiftReason,
+    LiftTime,
+}
+
+#[derive(DeriveIden)]
+enum Alarms {
+    Table,
+    Name,
+    Pipeline,
+    Environment,
+    State,
+    Reason,
+    Source,
+    StateChangeTime,
+    ObserveTime,
+    UpdateTime,
 }
