@@ -363,7 +363,10 @@ impl Executions {
         let (alarm, changed) = self.store.set_alarm(record).await?;
         if changed {
             tracing::info!(alarm = %alarm.name, state = %alarm.state, reason = %alarm.reason, "alarm state changed");
-            if alarm.state != "alarm" {
+            if alarm.state == "alarm" {
+                // Rollouts watching it roll back now, not at the next pass.
+                self.tick_rollouts().await?;
+            } else {
                 self.wake(None).await?;
             }
         }
@@ -511,6 +514,7 @@ impl Executions {
             }
         }
         changed += self.wake(None).await?;
+        changed += self.tick_rollouts().await?;
         if changed > 0 {
             self.relay_now.notify_one();
         }
@@ -582,6 +586,22 @@ impl Executions {
             }
         }
         Ok(())
+    }
+
+    /// Moves rollouts on: bakes that ended, alarms that fired.
+    async fn tick_rollouts(&self) -> Result<usize, Error> {
+        let mut moved = 0;
+        for id in self.store.rolling_out(100).await? {
+            let (after, _) = self
+                .store
+                .update(&id, |s| engine::advance(s, Utc::now()))
+                .await?;
+            if !after.transitions.is_empty() {
+                moved += 1;
+                self.follow_up(&after).await;
+            }
+        }
+        Ok(moved)
     }
 
     /// Lets executions waiting for a stage try to enter it again, oldest

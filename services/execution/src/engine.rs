@@ -85,41 +85,78 @@ pub fn plan(
             }),
             approvals: Vec::new(),
             guards: stage.deployment.as_ref().map(guards),
+            waves: stage
+                .deployment
+                .iter()
+                .flat_map(|d| {
+                    d.waves.iter().map(|w| WavePlan {
+                        name: w.name.clone(),
+                        bake_secs: w.bake_time.unwrap_or(d.bake_time).get().as_secs(),
+                    })
+                })
+                .collect(),
+            current_wave: 0,
+            bake_until: None,
             dirty: true,
         });
-        for action in &stage.actions {
-            actions.push(ActionRun {
-                id: uuid::Uuid::now_v7().simple().to_string(),
-                execution_id: execution.id.clone(),
-                stage_index: i as i32,
-                name: action.name.clone(),
-                kind: action.kind.as_str().to_owned(),
-                command: action.run.clone(),
-                needs: action.needs.clone(),
-                env: action.env.clone(),
-                pool: action.pool.clone(),
-                timeout_secs: action.timeout.get().as_secs() as i64,
-                state: if skipped {
-                    ActionState::Skipped
-                } else {
-                    ActionState::Pending
-                },
-                attempt: 0,
-                failures: 0,
-                lost_leases: 0,
-                retries: action.retries as i32,
-                worker: String::new(),
-                lease_expire_time: None,
-                exit_code: None,
-                failure_reason: String::new(),
-                queue_time: None,
-                start_time: None,
-                end_time: None,
-                sarif: action.outputs.sarif.clone(),
-                gate: gate_for(action.kind, &doc.spec.gates),
-                findings: Findings::default(),
-                dirty: true,
-            });
+        // A rollout runs the stage's actions once per target, wave by wave;
+        // other stages run them once.
+        let placements: Vec<(i32, Option<(String, String)>)> = match &stage.deployment {
+            Some(d) if !d.waves.is_empty() => d
+                .waves
+                .iter()
+                .enumerate()
+                .flat_map(|(w, wave)| {
+                    wave.targets
+                        .iter()
+                        .map(move |t| (w as i32, Some((t.account.clone(), t.region.clone()))))
+                })
+                .collect(),
+            _ => vec![(0, None)],
+        };
+        for (wave, target) in placements {
+            for action in &stage.actions {
+                let mut env = action.env.clone();
+                if let Some((account, region)) = &target {
+                    env.insert("CONVEYOR_TARGET_ACCOUNT".to_owned(), account.clone());
+                    env.insert("CONVEYOR_TARGET_REGION".to_owned(), region.clone());
+                }
+                actions.push(ActionRun {
+                    id: uuid::Uuid::now_v7().simple().to_string(),
+                    execution_id: execution.id.clone(),
+                    stage_index: i as i32,
+                    name: action.name.clone(),
+                    kind: action.kind.as_str().to_owned(),
+                    command: action.run.clone(),
+                    needs: action.needs.clone(),
+                    env,
+                    pool: action.pool.clone(),
+                    timeout_secs: action.timeout.get().as_secs() as i64,
+                    state: if skipped {
+                        ActionState::Skipped
+                    } else {
+                        ActionState::Pending
+                    },
+                    attempt: 0,
+                    failures: 0,
+                    lost_leases: 0,
+                    retries: action.retries as i32,
+                    worker: String::new(),
+                    lease_expire_time: None,
+                    exit_code: None,
+                    failure_reason: String::new(),
+                    queue_time: None,
+                    start_time: None,
+                    end_time: None,
+                    sarif: action.outputs.sarif.clone(),
+                    gate: gate_for(action.kind, &doc.spec.gates),
+                    findings: Findings::default(),
+                    wave,
+                    target: target.clone(),
+                    rollback: false,
+                    dirty: true,
+                });
+            }
         }
     }
     let mut snapshot = Snapshot {
@@ -130,6 +167,7 @@ pub fn plan(
         occupied,
         blockers: Vec::new(),
         firing: Default::default(),
+        last_good_commit: None,
     };
     advance(&mut snapshot, now);
     snapshot
@@ -640,6 +678,7 @@ pub fn advance(s: &mut Snapshot, now: DateTime<Utc>) {
                     | StageState::Held
                     | StageState::WaitingApproval
                     | StageState::Running
+                    | StageState::RollingBack
             )
         }) else {
             end_execution(s, ExecutionState::Succeeded, String::new(), now);
@@ -707,11 +746,22 @@ pub fn advance(s: &mut Snapshot, now: DateTime<Utc>) {
             }
             _ => {}
         }
+        if s.stages[stage_pos].state == StageState::RollingBack {
+            continue_rollback(s, stage_pos, now);
+            return;
+        }
+        let rollout = !s.stages[stage_pos].waves.is_empty();
+        // A rollout watches its alarms from the first deploy to the end of the last bake.
+        if rollout && let Some(alarm) = firing_alarm(s, stage_pos) {
+            start_rollback(s, stage_pos, &alarm, now);
+            return;
+        }
         let failed = s
             .actions
             .iter()
             .find(|a| {
                 a.stage_index == index
+                    && !a.rollback
                     && matches!(
                         a.state,
                         ActionState::Failed | ActionState::TimedOut | ActionState::Cancelled
@@ -729,16 +779,22 @@ pub fn advance(s: &mut Snapshot, now: DateTime<Utc>) {
             fail(s, stage_pos, reason, now);
             return;
         }
-        let succeeded: Vec<String> = s
+        let wave = s.stages[stage_pos].current_wave;
+        let in_scope =
+            |a: &ActionRun| a.stage_index == index && !a.rollback && (!rollout || a.wave == wave);
+        let succeeded: std::collections::HashSet<(Option<(String, String)>, String)> = s
             .actions
             .iter()
-            .filter(|a| a.stage_index == index && a.state == ActionState::Succeeded)
-            .map(|a| a.name.clone())
+            .filter(|a| in_scope(a) && a.state == ActionState::Succeeded)
+            .map(|a| (a.target.clone(), a.name.clone()))
             .collect();
         let mut all_done = true;
-        for action in s.actions.iter_mut().filter(|a| a.stage_index == index) {
+        for action in s.actions.iter_mut().filter(|a| in_scope(a)) {
             if action.state == ActionState::Pending
-                && action.needs.iter().all(|n| succeeded.contains(n))
+                && action
+                    .needs
+                    .iter()
+                    .all(|n| succeeded.contains(&(action.target.clone(), n.clone())))
             {
                 queue(&mut s.transitions, action, now);
             }
@@ -747,11 +803,196 @@ pub fn advance(s: &mut Snapshot, now: DateTime<Utc>) {
         if !all_done {
             return;
         }
+        if rollout {
+            let stage = &mut s.stages[stage_pos];
+            let bake = stage.waves.get(wave as usize).map_or(0, |w| w.bake_secs);
+            match stage.bake_until {
+                None => {
+                    // The wave deployed: bake before the next one.
+                    stage.bake_until = Some(now + chrono::Duration::seconds(bake as i64));
+                    stage.dirty = true;
+                    s.transitions
+                        .push(Transition::BakeStarted { stage: index, wave });
+                    if bake > 0 {
+                        return;
+                    }
+                }
+                Some(until) if now < until => return,
+                Some(_) => {}
+            }
+            let stage = &mut s.stages[stage_pos];
+            stage.bake_until = None;
+            stage.current_wave += 1;
+            stage.dirty = true;
+            s.transitions
+                .push(Transition::BakeCompleted { stage: index, wave });
+            if (stage.current_wave as usize) < stage.waves.len() {
+                s.transitions.push(Transition::WaveStarted {
+                    stage: index,
+                    wave: wave + 1,
+                });
+                continue;
+            }
+        }
         let stage = &mut s.stages[stage_pos];
         s.transitions.push(Transition::StageEnded { stage: index });
         stage.state = StageState::Succeeded;
         stage.end_time = Some(now);
         stage.dirty = true;
+    }
+}
+
+/// An alarm the rollout watches that is in ALARM now.
+fn firing_alarm(s: &Snapshot, stage_pos: usize) -> Option<String> {
+    let guards = s.stages[stage_pos].guards.as_ref()?;
+    guards
+        .alarms
+        .iter()
+        .find(|a| s.firing.contains(*a))
+        .cloned()
+}
+
+/// Kinds that change a target, and so run again to roll it back.
+fn redeploys(kind: &str) -> bool {
+    matches!(
+        kind,
+        "deploy" | "deploy-config" | "provision" | "database-deploy"
+    )
+}
+
+/// An alarm fired during the rollout: stop it, and put every target this
+/// execution touched back on the last good version, newest wave first.
+fn start_rollback(s: &mut Snapshot, stage_pos: usize, alarm: &str, now: DateTime<Utc>) {
+    let index = s.stages[stage_pos].index;
+    let wave = s.stages[stage_pos].current_wave;
+    let good = s.last_good_commit.clone().unwrap_or_default();
+    let mut touched: Vec<ActionRun> = Vec::new();
+    for action in s
+        .actions
+        .iter_mut()
+        .filter(|a| a.stage_index == index && !a.rollback)
+    {
+        if !action.state.is_final() {
+            let state = if action.state == ActionState::Running {
+                ActionState::Cancelled
+            } else {
+                ActionState::Skipped
+            };
+            finish(
+                action,
+                state,
+                &format!("rolled back: alarm {alarm:?} fired"),
+                now,
+            );
+        }
+        if action.start_time.is_some() && redeploys(&action.kind) {
+            touched.push(action.clone());
+        }
+    }
+    for template in touched {
+        let mut env = template.env.clone();
+        env.insert("CONVEYOR_ROLLBACK".to_owned(), "1".to_owned());
+        env.insert("CONVEYOR_ROLLBACK_COMMIT".to_owned(), good.clone());
+        s.actions.push(ActionRun {
+            id: uuid::Uuid::now_v7().simple().to_string(),
+            needs: Vec::new(),
+            env,
+            state: ActionState::Pending,
+            attempt: 0,
+            failures: 0,
+            lost_leases: 0,
+            worker: String::new(),
+            lease_expire_time: None,
+            exit_code: None,
+            failure_reason: String::new(),
+            queue_time: None,
+            start_time: None,
+            end_time: None,
+            findings: Findings::default(),
+            rollback: true,
+            gate: None,
+            dirty: true,
+            ..template
+        });
+    }
+    let stage = &mut s.stages[stage_pos];
+    stage.state = StageState::RollingBack;
+    stage.state_reason = format!(
+        "alarm {alarm:?} fired during wave {:?}; rolling back",
+        stage
+            .waves
+            .get(wave as usize)
+            .map_or("?", |w| w.name.as_str())
+    );
+    stage.bake_until = None;
+    stage.dirty = true;
+    s.execution.state = ExecutionState::RollingBack;
+    s.execution.state_reason = s.stages[stage_pos].state_reason.clone();
+    s.transitions.push(Transition::RollbackStarted {
+        stage: index,
+        alarm: alarm.to_owned(),
+    });
+    continue_rollback(s, stage_pos, now);
+}
+
+/// Runs the rollback wave by wave, newest first; ends the execution as
+/// ROLLED_BACK when every target is back, FAILED if a rollback fails.
+fn continue_rollback(s: &mut Snapshot, stage_pos: usize, now: DateTime<Utc>) {
+    let index = s.stages[stage_pos].index;
+    let rollbacks = |a: &&ActionRun| a.stage_index == index && a.rollback;
+    if let Some(failed) = s.actions.iter().filter(rollbacks).find(|a| {
+        matches!(
+            a.state,
+            ActionState::Failed | ActionState::TimedOut | ActionState::Cancelled
+        )
+    }) {
+        let reason = format!(
+            "rollback of action {:?} failed: {}",
+            failed.name, failed.failure_reason
+        );
+        fail(s, stage_pos, reason, now);
+        return;
+    }
+    let wave = s
+        .actions
+        .iter()
+        .filter(rollbacks)
+        .filter(|a| a.state != ActionState::Succeeded)
+        .map(|a| a.wave)
+        .max();
+    match wave {
+        Some(wave) => {
+            for action in s.actions.iter_mut().filter(|a| {
+                a.stage_index == index
+                    && a.rollback
+                    && a.wave == wave
+                    && a.state == ActionState::Pending
+            }) {
+                queue(&mut s.transitions, action, now);
+            }
+        }
+        None => {
+            let reason = s.stages[stage_pos]
+                .state_reason
+                .replace("; rolling back", "; rolled back");
+            let name = s.stages[stage_pos].name.clone();
+            for stage in s.stages.iter_mut().skip(stage_pos + 1) {
+                if matches!(stage.state, StageState::Pending | StageState::Held) {
+                    stage.state = StageState::Skipped;
+                    stage.state_reason = format!("stage {name:?} rolled back");
+                    stage.dirty = true;
+                }
+            }
+            let stage = &mut s.stages[stage_pos];
+            stage.state = StageState::RolledBack;
+            stage.state_reason = reason.clone();
+            stage.end_time = Some(now);
+            stage.dirty = true;
+            s.transitions
+                .push(Transition::RollbackCompleted { stage: index });
+            s.transitions.push(Transition::StageEnded { stage: index });
+            end_execution(s, ExecutionState::RolledBack, reason, now);
+        }
     }
 }
 

@@ -86,6 +86,27 @@ fn event(kind: &str, subject: String, payload: ev::event::Payload) -> Outgoing {
     }
 }
 
+/// The distinct targets of a stage's runs (of one wave, or all).
+fn targets(s: &Snapshot, stage: i32, wave: Option<i32>) -> Vec<common::Target> {
+    let mut out: Vec<common::Target> = Vec::new();
+    for a in s
+        .actions
+        .iter()
+        .filter(|a| a.stage_index == stage && !a.rollback && wave.is_none_or(|w| a.wave == w))
+    {
+        if let Some((account, region)) = &a.target {
+            let t = common::Target {
+                account: account.clone(),
+                region: region.clone(),
+            };
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+    }
+    out
+}
+
 /// The messages announcing the transitions of `s`.
 pub fn outgoing(s: &Snapshot) -> Vec<Outgoing> {
     let transitions = s.transitions.clone();
@@ -225,6 +246,99 @@ pub fn outgoing(s: &Snapshot) -> Vec<Outgoing> {
                     }),
                 ));
             }
+            Transition::WaveStarted { stage, wave } => {
+                let Some(st) = stage_of(stage) else { continue };
+                out.push(event(
+                    "execution.wave.started",
+                    name.clone(),
+                    P::WaveStarted(ev::WaveStarted {
+                        context: Some(context(e)),
+                        stage: Some(stage_context(st)),
+                        wave,
+                        name: st
+                            .waves
+                            .get(wave as usize)
+                            .map(|w| w.name.clone())
+                            .unwrap_or_default(),
+                        targets: targets(s, stage, Some(wave)),
+                        ..Default::default()
+                    }),
+                ));
+            }
+            Transition::BakeStarted { stage, wave } => {
+                let Some(st) = stage_of(stage) else { continue };
+                let secs = st.waves.get(wave as usize).map_or(0, |w| w.bake_secs);
+                out.push(event(
+                    "execution.wave.succeeded",
+                    name.clone(),
+                    P::WaveSucceeded(ev::WaveSucceeded {
+                        context: Some(context(e)),
+                        stage: Some(stage_context(st)),
+                        wave,
+                        targets: targets(s, stage, Some(wave)),
+                        last: wave as usize + 1 == st.waves.len(),
+                        ..Default::default()
+                    }),
+                ));
+                out.push(event(
+                    "execution.bake.started",
+                    name.clone(),
+                    P::BakeStarted(ev::BakeStarted {
+                        context: Some(context(e)),
+                        stage: Some(stage_context(st)),
+                        wave,
+                        duration: Some(prost_types::Duration {
+                            seconds: secs as i64,
+                            nanos: 0,
+                        }),
+                        ..Default::default()
+                    }),
+                ));
+            }
+            Transition::BakeCompleted { stage, wave } => {
+                let Some(st) = stage_of(stage) else { continue };
+                out.push(event(
+                    "execution.bake.completed",
+                    name.clone(),
+                    P::BakeCompleted(ev::BakeCompleted {
+                        context: Some(context(e)),
+                        stage: Some(stage_context(st)),
+                        wave,
+                        ..Default::default()
+                    }),
+                ));
+            }
+            Transition::RollbackStarted { stage, alarm } => {
+                let Some(st) = stage_of(stage) else { continue };
+                out.push(event(
+                    "execution.rollback.started",
+                    name.clone(),
+                    P::RollbackStarted(ev::RollbackStarted {
+                        context: Some(context(e)),
+                        stage: Some(stage_context(st)),
+                        wave: st.current_wave,
+                        alarm,
+                        reason: st.state_reason.clone(),
+                        targets: targets(s, stage, None),
+                        ..Default::default()
+                    }),
+                ));
+            }
+            Transition::RollbackCompleted { stage } => {
+                let Some(st) = stage_of(stage) else { continue };
+                out.push(event(
+                    "execution.rollback.completed",
+                    name.clone(),
+                    P::RollbackCompleted(ev::RollbackCompleted {
+                        context: Some(context(e)),
+                        stage: Some(stage_context(st)),
+                        state: pb::RollbackState::Succeeded as i32,
+                        targets: targets(s, stage, None),
+                        end_time: st.end_time.map(ts),
+                        ..Default::default()
+                    }),
+                ));
+            }
             Transition::ApprovalRequested { stage } => {
                 let Some(st) = stage_of(stage) else { continue };
                 let policy = st.approval.clone();
@@ -275,6 +389,8 @@ pub fn outgoing(s: &Snapshot) -> Vec<Outgoing> {
                     ExecutionState::Running => pb::ExecutionState::Running,
                     ExecutionState::WaitingApproval => pb::ExecutionState::WaitingApproval,
                     ExecutionState::Superseded => pb::ExecutionState::Superseded,
+                    ExecutionState::RollingBack => pb::ExecutionState::RollingBack,
+                    ExecutionState::RolledBack => pb::ExecutionState::RolledBack,
                 };
                 out.push(event(
                     "execution.finished",

@@ -35,6 +35,10 @@ string_enum!(
         Cancelled => "cancelled",
         /// Replaced by a newer execution while it waited at a stage boundary.
         Superseded => "superseded",
+        /// Rolling deployed targets back after an alarm.
+        RollingBack => "rolling_back",
+        /// An alarm fired and every deployed target was rolled back.
+        RolledBack => "rolled_back",
     }
 );
 
@@ -46,6 +50,7 @@ impl ExecutionState {
                 | ExecutionState::Failed
                 | ExecutionState::Cancelled
                 | ExecutionState::Superseded
+                | ExecutionState::RolledBack
         )
     }
 }
@@ -63,6 +68,10 @@ string_enum!(
 string_enum!(
     StageState {
         Pending => "pending",
+        /// An alarm fired: the deployed targets go back to the last good version.
+        RollingBack => "rolling_back",
+        /// Every deployed target went back to the last good version.
+        RolledBack => "rolled_back",
         /// Ready, but another execution of the pipeline holds the stage.
         Held => "held",
         WaitingApproval => "waiting_approval",
@@ -115,6 +124,8 @@ pub struct Snapshot {
     pub blockers: Vec<Blocker>,
     /// Names of the alarms in ALARM that apply to the pipeline.
     pub firing: std::collections::HashSet<String>,
+    /// The commit of the pipeline's last successful deployment, to roll back to.
+    pub last_good_commit: Option<String>,
 }
 
 /// One change worth announcing.
@@ -147,6 +158,25 @@ pub enum Transition {
     },
     /// Someone approved or rejected a stage.
     ApprovalRecorded {
+        stage: i32,
+    },
+    WaveStarted {
+        stage: i32,
+        wave: i32,
+    },
+    BakeStarted {
+        stage: i32,
+        wave: i32,
+    },
+    BakeCompleted {
+        stage: i32,
+        wave: i32,
+    },
+    RollbackStarted {
+        stage: i32,
+        alarm: String,
+    },
+    RollbackCompleted {
         stage: i32,
     },
     ExecutionFinished,
@@ -193,7 +223,21 @@ pub struct StageRun {
     pub approvals: Vec<ApprovalRecord>,
     /// What must be true before the stage starts.
     pub guards: Option<Guards>,
+    /// Production rollout: the waves in order (empty: no waves).
+    pub waves: Vec<WavePlan>,
+    /// The wave deploying or baking now.
+    pub current_wave: i32,
+    /// When the current wave's bake ends; set once the wave deployed.
+    pub bake_until: Option<DateTime<Utc>>,
     pub dirty: bool,
+}
+
+/// One wave of a rollout.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WavePlan {
+    pub name: String,
+    pub bake_secs: u64,
 }
 
 /// A deployment stage's start conditions, copied from the pinned spec.
@@ -316,5 +360,10 @@ pub struct ActionRun {
     pub gate: Option<Gate>,
     /// What the last report found.
     pub findings: Findings,
+    /// The wave and target this run deploys (waves only).
+    pub wave: i32,
+    pub target: Option<(String, String)>,
+    /// Puts its target back on the last good version.
+    pub rollback: bool,
     pub dirty: bool,
 }

@@ -341,12 +341,24 @@ fn run_start_waits_for_a_real_execution_in_conveyor_dev() {
 
     let o = run(dev.cli().args(["block", "app", "--reason", "incident 42"]));
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("blocks every deploying stage"), "{}", stdout(&o));
-    let o = run(dev.cli().args(["-o", "json", "unblock", "app", "--reason", "resolved"]));
+    assert!(
+        stdout(&o).contains("blocks every deploying stage"),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(dev
+        .cli()
+        .args(["-o", "json", "unblock", "app", "--reason", "resolved"]));
     let lifted: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(lifted[0]["liftedBy"], "tester");
-    let o = run(dev.cli().args(["alarm", "set", "app-errors", "alarm", "--reason", "5xx"]));
+    let o = run(dev
+        .cli()
+        .args(["alarm", "set", "app-errors", "alarm", "--reason", "5xx"]));
     assert!(o.status.success(), "{}", stderr(&o));
     let o = run(dev.cli().args(["alarm", "list"]));
-    assert!(stdout(&o).contains("alarms/app-errors") && stdout(&o).contains("alarm"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("alarms/app-errors") && stdout(&o).contains("alarm"),
+        "{}",
+        stdout(&o)
+    );
 }

@@ -80,6 +80,8 @@ fn execution_state(s: ExecutionState) -> pb::ExecutionState {
         ExecutionState::Running => pb::ExecutionState::Running,
         ExecutionState::WaitingApproval => pb::ExecutionState::WaitingApproval,
         ExecutionState::Superseded => pb::ExecutionState::Superseded,
+        ExecutionState::RollingBack => pb::ExecutionState::RollingBack,
+        ExecutionState::RolledBack => pb::ExecutionState::RolledBack,
         ExecutionState::Succeeded => pb::ExecutionState::Succeeded,
         ExecutionState::Failed => pb::ExecutionState::Failed,
         ExecutionState::Cancelled => pb::ExecutionState::Cancelled,
@@ -89,6 +91,8 @@ fn execution_state(s: ExecutionState) -> pb::ExecutionState {
 fn stage_state(s: StageState) -> pb::StageState {
     match s {
         StageState::Pending => pb::StageState::Pending,
+        StageState::RollingBack => pb::StageState::RollingBack,
+        StageState::RolledBack => pb::StageState::RolledBack,
         StageState::Held => pb::StageState::Held,
         StageState::WaitingApproval => pb::StageState::WaitingApproval,
         StageState::Running => pb::StageState::Running,
@@ -129,6 +133,11 @@ pub fn action(e: &Execution, stage: &str, a: &ActionRun) -> pb::ActionRun {
         stage: stage.to_owned(),
         action: a.name.clone(),
         state: action_state(a.state) as i32,
+        wave: a.wave,
+        target: a.target.as_ref().map(|(account, region)| common::Target {
+            account: account.clone(),
+            region: region.clone(),
+        }),
         attempt: a.attempt,
         max_attempts: a.retries + 1,
         pool: a.pool.clone(),
@@ -214,6 +223,7 @@ pub fn execution_basic(e: &Execution) -> pb::Execution {
             occupied: Default::default(),
             blockers: Vec::new(),
             firing: Default::default(),
+            last_good_commit: None,
         },
         false,
     )
@@ -234,6 +244,11 @@ pub fn task(
         action: a.name.clone(),
         environment: stage.environment.clone(),
         command: a.command.clone(),
+        wave: a.wave,
+        target: a.target.as_ref().map(|(account, region)| common::Target {
+            account: account.clone(),
+            region: region.clone(),
+        }),
         env: a.env.clone().into_iter().collect(),
         source: Some(pb::Source {
             repository: e.repository.clone(),

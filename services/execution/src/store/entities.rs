@@ -64,6 +64,11 @@ pub mod stage_run {
         /// JSON of the stage's start guards (alarms, time windows), or "".
         #[sea_orm(column_type = "Text")]
         pub guards: String,
+        /// JSON array of the stage's waves (name, bake seconds).
+        #[sea_orm(column_type = "Text")]
+        pub waves: String,
+        pub current_wave: i32,
+        pub bake_until: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -116,6 +121,11 @@ pub mod action_run {
         /// JSON of the last findings.
         #[sea_orm(column_type = "Text")]
         pub findings: String,
+        pub wave: i32,
+        pub target_account: String,
+        pub target_region: String,
+        /// A run that puts the target back on the last good version.
+        pub rollback: bool,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

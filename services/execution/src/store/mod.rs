@@ -139,7 +139,17 @@ impl Store {
             let txn = self.db.begin().await?;
             let mut snapshot = load(&txn, id).await?;
             let read_version = snapshot.execution.version;
+            let before = snapshot.execution.clone();
             let result = change(&mut snapshot);
+            let unchanged = snapshot.execution == before
+                && snapshot.transitions.is_empty()
+                && !snapshot.stages.iter().any(|st| st.dirty)
+                && !snapshot.actions.iter().any(|a| a.dirty);
+            if unchanged {
+                // Nothing to write: keep the version, so watchers see no change.
+                drop(txn);
+                return Ok((snapshot, result));
+            }
             match save(&txn, &mut snapshot, read_version).await {
                 Ok(()) => {
                     txn.commit().await?;
@@ -337,6 +347,23 @@ impl Store {
         Ok(query.into_tuple().all(&self.db).await?)
     }
 
+    /// Executions in the middle of a rollout (deploying, baking or rolling
+    /// back), which must be looked at as time passes and alarms change.
+    pub async fn rolling_out(&self, limit: u64) -> Result<Vec<String>, StoreError> {
+        Ok(stage_run::Entity::find()
+            .select_only()
+            .column(stage_run::Column::ExecutionId)
+            .filter(stage_run::Column::State.is_in([
+                StageState::Running.as_str(),
+                StageState::RollingBack.as_str(),
+            ]))
+            .filter(stage_run::Column::Waves.ne("[]"))
+            .limit(limit)
+            .into_tuple()
+            .all(&self.db)
+            .await?)
+    }
+
     /// Queued attempts waiting since before `before`: (execution, action).
     pub async fn stale_queued(
         &self,
@@ -411,7 +438,25 @@ async fn load<C: sea_orm::ConnectionTrait>(db: &C, id: &str) -> Result<Snapshot,
         occupied: occupied(db, &pipeline, id).await?,
         blockers: alarms::active_blockers(db, &pipeline).await?,
         firing: alarms::firing(db, &pipeline).await?,
+        last_good_commit: last_good_commit(db, &pipeline, id).await?,
     })
+}
+
+/// The commit of the pipeline's newest successful deployment before `id`.
+async fn last_good_commit<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    pipeline: &str,
+    id: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(execution::Entity::find()
+        .filter(execution::Column::Pipeline.eq(pipeline))
+        .filter(execution::Column::State.eq(ExecutionState::Succeeded.as_str()))
+        .filter(execution::Column::BuildOnly.eq(false))
+        .filter(execution::Column::Id.lt(id))
+        .order_by_desc(execution::Column::Id)
+        .one(db)
+        .await?
+        .map(|e| e.commit_sha))
 }
 
 /// Stages of `pipeline` held by executions other than `except`.
@@ -516,7 +561,16 @@ async fn save(
         stage.dirty = false;
     }
     for action in s.actions.iter_mut().filter(|a| a.dirty) {
-        rows::action_active(action).update(txn).await?;
+        match rows::action_active(action).update(txn).await {
+            Ok(_) => {}
+            // A run the engine added (a rollback): not stored yet.
+            Err(DbErr::RecordNotUpdated) => {
+                action_run::Entity::insert(rows::action_active(action))
+                    .exec(txn)
+                    .await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
         action.dirty = false;
     }
     sync_locks(txn, s).await?;

@@ -83,6 +83,8 @@ pub fn stage_from(m: stage_run::Model) -> Result<StageRun, StoreError> {
                 .map_err(|e| corrupt(format!("stage {}: guards: {e}", m.name)))?,
         )
     };
+    let waves = serde_json::from_str(&m.waves)
+        .map_err(|e| corrupt(format!("stage {}: waves: {e}", m.name)))?;
     Ok(StageRun {
         state: StageState::parse(&m.state)
             .ok_or_else(|| corrupt(format!("stage {}: state {:?}", m.name, m.state)))?,
@@ -96,6 +98,9 @@ pub fn stage_from(m: stage_run::Model) -> Result<StageRun, StoreError> {
         approval,
         approvals,
         guards,
+        waves,
+        current_wave: m.current_wave,
+        bake_until: m.bake_until,
         dirty: false,
     })
 }
@@ -113,6 +118,9 @@ pub fn stage_active(s: &StageRun) -> stage_run::ActiveModel {
         approval: Set(s.approval.as_ref().map(json).unwrap_or_default()),
         approvals: Set(json(&s.approvals)),
         guards: Set(s.guards.as_ref().map(json).unwrap_or_default()),
+        waves: Set(json(&s.waves)),
+        current_wave: Set(s.current_wave),
+        bake_until: Set(s.bake_until),
     }
 }
 
@@ -162,6 +170,10 @@ pub fn action_from(m: action_run::Model) -> Result<ActionRun, StoreError> {
         sarif,
         gate,
         findings,
+        wave: m.wave,
+        target: (!m.target_account.is_empty())
+            .then(|| (m.target_account.clone(), m.target_region.clone())),
+        rollback: m.rollback,
         dirty: false,
     })
 }
@@ -193,5 +205,9 @@ pub fn action_active(a: &ActionRun) -> action_run::ActiveModel {
         sarif: Set(json(&a.sarif)),
         gate: Set(a.gate.as_ref().map(json).unwrap_or_default()),
         findings: Set(json(&a.findings)),
+        wave: Set(a.wave),
+        target_account: Set(a.target.as_ref().map(|t| t.0.clone()).unwrap_or_default()),
+        target_region: Set(a.target.as_ref().map(|t| t.1.clone()).unwrap_or_default()),
+        rollback: Set(a.rollback),
     }
 }

@@ -48,6 +48,7 @@ spec:
         - {{name: deploy, kind: deploy, run: "touch {marker}"}}
       deployment:
         waves: [{{name: all, targets: [{{account: "4", region: us-east-1}}]}}]
+        bakeTime: 1s
 "#,
         repo = repo.display(),
         marker = marker.display()

@@ -7,3 +7,4 @@ mod gates;
 mod holds;
 mod logs;
 mod support;
+mod waves;

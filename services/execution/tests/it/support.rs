@@ -301,9 +301,16 @@ impl ControlPlane {
                 .await
                 .expect("get")
                 .into_inner();
-            if e.state != pb::ExecutionState::Running as i32
-                || tokio::time::Instant::now() > deadline
-            {
+            let ongoing = [
+                pb::ExecutionState::Running,
+                pb::ExecutionState::Queued,
+                pb::ExecutionState::Held,
+                pb::ExecutionState::WaitingApproval,
+                pb::ExecutionState::RollingBack,
+            ]
+            .iter()
+            .any(|s| *s as i32 == e.state);
+            if !ongoing || tokio::time::Instant::now() > deadline {
                 return e;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -62,6 +62,9 @@ impl MigrationTrait for Migration {
                     .col(text(StageRuns::Approval))
                     .col(text(StageRuns::Approvals))
                     .col(text(StageRuns::Guards))
+                    .col(text(StageRuns::Waves))
+                    .col(integer(StageRuns::CurrentWave))
+                    .col(timestamp_with_time_zone_null(StageRuns::BakeUntil))
                     .primary_key(
                         Index::create()
                             .col(StageRuns::ExecutionId)
@@ -100,6 +103,10 @@ impl MigrationTrait for Migration {
                     .col(text(ActionRuns::Sarif))
                     .col(text(ActionRuns::Gate))
                     .col(text(ActionRuns::Findings))
+                    .col(integer(ActionRuns::Wave))
+                    .col(string(ActionRuns::TargetAccount))
+                    .col(string(ActionRuns::TargetRegion))
+                    .col(boolean(ActionRuns::Rollback))
                     .to_owned(),
             )
             .await?;
@@ -286,6 +293,9 @@ enum StageRuns {
     Approval,
     Approvals,
     Guards,
+    Waves,
+    CurrentWave,
+    BakeUntil,
 }
 
 #[derive(DeriveIden)]
@@ -316,6 +326,10 @@ enum ActionRuns {
     Sarif,
     Gate,
     Findings,
+    Wave,
+    TargetAccount,
+    TargetRegion,
+    Rollback,
 }
 
 #[derive(DeriveIden)]

@@ -1,0 +1,149 @@
+//! Production rollouts: waves in order with bake time between them, and
+//! automatic rollback of every touched target when an alarm fires.
+
+use std::time::Duration;
+
+use conveyor_api::execution::v1 as pb;
+use conveyor_api::execution::v1::alarm_service_client::AlarmServiceClient;
+
+use crate::support::{ControlPlane, backends, git_repo};
+
+fn rollout(repo: &std::path::Path, log: &std::path::Path, bake: &str) -> String {
+    format!(
+        r#"apiVersion: conveyor/v1
+kind: Pipeline
+metadata: {{name: shop}}
+spec:
+  type: application
+  source: {{repository: "{repo}"}}
+  environments:
+    - {{name: prod, tier: production, account: "4", regions: [us-east-1, eu-west-1, ap-south-1]}}
+  stages:
+    - name: build
+      actions:
+        - {{name: compile, kind: build, run: "true"}}
+    - name: prod
+      environment: prod
+      actions:
+        - name: deploy
+          kind: deploy
+          run: 'echo "${{CONVEYOR_ROLLBACK:+rollback }}deploy $CONVEYOR_TARGET_REGION" >> {log}'
+      deployment:
+        waves:
+          - {{name: one-box, targets: [{{account: "4", region: us-east-1}}]}}
+          - {{name: europe, targets: [{{account: "4", region: eu-west-1}}]}}
+          - {{name: asia, targets: [{{account: "4", region: ap-south-1}}]}}
+        bakeTime: {bake}
+        alarms: [{{name: prod-errors}}]
+"#,
+        repo = repo.display(),
+        log = log.display()
+    )
+}
+
+fn lines(log: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waves_deploy_in_order_with_bake_between_them() {
+    for backend in backends().await {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cp = ControlPlane::start(&backend, 30).await;
+        let repo = git_repo(dir.path());
+        let log = dir.path().join("log");
+        cp.apply(&rollout(&repo, &log, "1s")).await;
+        cp.start_worker();
+        let started = cp.start_execution("shop", "").await;
+        let done = cp.wait_done(&started.name, Duration::from_secs(90)).await;
+        assert_eq!(
+            done.state,
+            pb::ExecutionState::Succeeded as i32,
+            "{done:#?}"
+        );
+        assert_eq!(
+            lines(&log),
+            vec!["deploy us-east-1", "deploy eu-west-1", "deploy ap-south-1"]
+        );
+        let prod = &done.stages[1];
+        assert_eq!(prod.actions.len(), 3, "one run per target");
+        let waves: Vec<i32> = prod.actions.iter().map(|a| a.wave).collect();
+        assert_eq!(waves, vec![0, 1, 2]);
+        // Each wave started at least the bake time after the previous one ended.
+        let times: Vec<(i64, i64)> = prod
+            .actions
+            .iter()
+            .map(|a| {
+                (
+                    a.start_time.expect("start").seconds,
+                    a.end_time.expect("end").seconds,
+                )
+            })
+            .collect();
+        assert!(
+            times[1].0 > times[0].1 && times[2].0 > times[1].1,
+            "{times:?}"
+        );
+        cp.stop().await;
+        backend.cleanup().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_during_bake_rolls_back_every_touched_target() {
+    for backend in backends().await {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cp = ControlPlane::start(&backend, 30).await;
+        let repo = git_repo(dir.path());
+        let log = dir.path().join("log");
+        cp.apply(&rollout(&repo, &log, "3s")).await;
+        cp.start_worker();
+        let started = cp.start_execution("shop", "").await;
+        // Wait until the second wave deployed, then fire the alarm during its bake.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while !lines(&log).contains(&"deploy eu-west-1".to_owned())
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let channel =
+            conveyor_api::client::channel(&format!("http://{}", cp.addr)).expect("channel");
+        AlarmServiceClient::new(channel)
+            .set_alarm_state(pb::SetAlarmStateRequest {
+                name: "alarms/prod-errors".into(),
+                state: pb::AlarmState::Alarm as i32,
+                reason: "5xx rate 12%".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("set alarm");
+        let done = cp.wait_done(&started.name, Duration::from_secs(60)).await;
+        assert_eq!(
+            done.state,
+            pb::ExecutionState::RolledBack as i32,
+            "{done:#?}"
+        );
+        assert!(
+            done.state_reason.contains("prod-errors"),
+            "{}",
+            done.state_reason
+        );
+        assert_eq!(
+            lines(&log),
+            vec![
+                "deploy us-east-1",
+                "deploy eu-west-1",
+                "rollback deploy eu-west-1",
+                "rollback deploy us-east-1",
+            ],
+            "newest wave first; the third wave never deployed"
+        );
+        assert_eq!(done.stages[1].state, pb::StageState::RolledBack as i32);
+        cp.stop().await;
+        backend.cleanup().await;
+    }
+}
