@@ -380,18 +380,7 @@ pub fn outgoing(s: &Snapshot) -> Vec<Outgoing> {
                 ));
             }
             Transition::ExecutionFinished => {
-                let outcome = match e.state {
-                    ExecutionState::Succeeded => pb::ExecutionState::Succeeded,
-                    ExecutionState::Failed => pb::ExecutionState::Failed,
-                    ExecutionState::Cancelled => pb::ExecutionState::Cancelled,
-                    ExecutionState::Queued => pb::ExecutionState::Queued,
-                    ExecutionState::Held => pb::ExecutionState::Held,
-                    ExecutionState::Running => pb::ExecutionState::Running,
-                    ExecutionState::WaitingApproval => pb::ExecutionState::WaitingApproval,
-                    ExecutionState::Superseded => pb::ExecutionState::Superseded,
-                    ExecutionState::RollingBack => pb::ExecutionState::RollingBack,
-                    ExecutionState::RolledBack => pb::ExecutionState::RolledBack,
-                };
+                let outcome = crate::api::execution_state(e.state);
                 out.push(event(
                     "execution.finished",
                     name.clone(),

@@ -73,7 +73,7 @@ pub fn parse_parent(parent: &str) -> Result<&str, Error> {
         })
 }
 
-fn execution_state(s: ExecutionState) -> pb::ExecutionState {
+pub fn execution_state(s: ExecutionState) -> pb::ExecutionState {
     match s {
         ExecutionState::Queued => pb::ExecutionState::Queued,
         ExecutionState::Held => pb::ExecutionState::Held,

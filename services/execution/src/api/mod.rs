@@ -16,7 +16,9 @@ use conveyor_api::execution::v1::execution_service_server::{
 use conveyor_api::execution::v1::worker_service_server::{WorkerService, WorkerServiceServer};
 use tonic::{Request, Response, Status, Streaming};
 
-pub use convert::{approval, approval_state, parse_action_name, parse_execution_name};
+pub use convert::{
+    approval, approval_state, execution_state, parse_action_name, parse_execution_name,
+};
 
 use crate::domain::{Executions, StartRequest};
 use crate::engine::AttemptReport;
@@ -38,6 +40,32 @@ pub struct ExecutionApi {
 impl ExecutionApi {
     pub fn new(executions: Executions) -> Self {
         ExecutionApi { executions }
+    }
+
+    /// ApproveStage and RejectStage: one decision on a stage waiting for approval.
+    async fn decide(
+        &self,
+        name: &str,
+        stage: &str,
+        principal: Option<conveyor_api::common::v1::Principal>,
+        approve: bool,
+        comment: &str,
+    ) -> Result<Response<pb::Execution>, Status> {
+        let (pipeline, id) = convert::parse_execution_name(name)?;
+        let principal = principal.unwrap_or_default();
+        let snapshot = self
+            .executions
+            .decide(
+                pipeline,
+                id,
+                stage,
+                &principal.id,
+                &principal.groups,
+                approve,
+                comment,
+            )
+            .await?;
+        Ok(Response::new(convert::execution(&snapshot, true)))
     }
 
     pub fn into_server(self, max_message_bytes: usize) -> ExecutionServiceServer<Self> {
@@ -127,21 +155,8 @@ impl ExecutionService for ExecutionApi {
         request: Request<pb::ApproveStageRequest>,
     ) -> Result<Response<pb::Execution>, Status> {
         let r = request.into_inner();
-        let (pipeline, id) = convert::parse_execution_name(&r.name)?;
-        let principal = r.principal.unwrap_or_default();
-        let snapshot = self
-            .executions
-            .decide(
-                pipeline,
-                id,
-                &r.stage,
-                &principal.id,
-                &principal.groups,
-                true,
-                &r.comment,
-            )
-            .await?;
-        Ok(Response::new(convert::execution(&snapshot, true)))
+        self.decide(&r.name, &r.stage, r.principal, true, &r.comment)
+            .await
     }
 
     async fn reject_stage(
@@ -149,21 +164,8 @@ impl ExecutionService for ExecutionApi {
         request: Request<pb::RejectStageRequest>,
     ) -> Result<Response<pb::Execution>, Status> {
         let r = request.into_inner();
-        let (pipeline, id) = convert::parse_execution_name(&r.name)?;
-        let principal = r.principal.unwrap_or_default();
-        let snapshot = self
-            .executions
-            .decide(
-                pipeline,
-                id,
-                &r.stage,
-                &principal.id,
-                &principal.groups,
-                false,
-                &r.comment,
-            )
-            .await?;
-        Ok(Response::new(convert::execution(&snapshot, true)))
+        self.decide(&r.name, &r.stage, r.principal, false, &r.comment)
+            .await
     }
 
     async fn block_promotion(
