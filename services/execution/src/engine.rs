@@ -635,7 +635,7 @@ pub fn cancel(s: &mut Snapshot, who: &str, now: DateTime<Utc>) -> bool {
     }
     for stage in s.stages.iter_mut() {
         let state = match stage.state {
-            StageState::Running => {
+            StageState::Running | StageState::WaitingApproval | StageState::RollingBack => {
                 s.transitions
                     .push(Transition::StageEnded { stage: stage.index });
                 StageState::Cancelled

@@ -51,7 +51,7 @@ pub struct DecideArgs {
 #[derive(Args)]
 pub struct StartArgs {
     pipeline: String,
-    /// The commit to run [default: the repository's current head].
+    /// The commit to run [default: none pinned: workers check out the branch head].
     #[arg(long, default_value = "")]
     commit: String,
     /// The branch; anything but the pipeline's trunk runs only the build stages.
@@ -293,6 +293,13 @@ async fn wait(
     client: &mut ExecutionServiceClient<Channel>,
     name: &str,
 ) -> anyhow::Result<pb::Execution> {
+    let ended = [
+        pb::ExecutionState::Succeeded,
+        pb::ExecutionState::Failed,
+        pb::ExecutionState::Cancelled,
+        pb::ExecutionState::Superseded,
+        pb::ExecutionState::RolledBack,
+    ];
     loop {
         let e = client
             .get_execution(pb::GetExecutionRequest {
@@ -302,7 +309,7 @@ async fn wait(
             .await
             .map_err(to_anyhow)?
             .into_inner();
-        if e.state != pb::ExecutionState::Running as i32 {
+        if ended.iter().any(|s| *s as i32 == e.state) {
             return Ok(e);
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;

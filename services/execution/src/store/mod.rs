@@ -485,7 +485,13 @@ async fn sync_locks<C: sea_orm::ConnectionTrait>(db: &C, s: &Snapshot) -> Result
     } else {
         s.stages
             .iter()
-            .filter(|st| matches!(st.state, StageState::Running | StageState::WaitingApproval))
+            // A stage rolling back stays held until its targets are back.
+            .filter(|st| {
+                matches!(
+                    st.state,
+                    StageState::Running | StageState::WaitingApproval | StageState::RollingBack
+                )
+            })
             .map(|st| st.index)
             .collect()
     };

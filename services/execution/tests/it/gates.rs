@@ -307,3 +307,31 @@ on_every_backend!(sarif_findings_gate_the_run, |cp, dir| {
     );
     assert_eq!(sast.attempt, 1, "a gate failure is not retried");
 });
+
+on_every_backend!(
+    cancelling_while_waiting_for_approval_ends_the_stage,
+    |cp, dir| {
+        let repo = git_repo(dir.path());
+        let marker = dir.path().join("deployed");
+        cp.apply(&approved_pipeline(&repo, &marker)).await;
+        cp.start_worker();
+        let started = cp.start_execution("shop", "").await;
+        wait_for_state(&mut cp, &started.name, pb::ExecutionState::WaitingApproval).await;
+        let cancelled = cp
+            .executions
+            .cancel_execution(pb::CancelExecutionRequest {
+                name: started.name.clone(),
+                principal: who("ann", &[]),
+                ..Default::default()
+            })
+            .await
+            .expect("cancel")
+            .into_inner();
+        assert_eq!(cancelled.state, pb::ExecutionState::Cancelled as i32);
+        assert_eq!(cancelled.stages[1].state, pb::StageState::Cancelled as i32);
+        let late = approve(&mut cp, &started.name, "prod", who("ann", &[]))
+            .await
+            .expect_err("too late");
+        assert_eq!(late.code(), Code::FailedPrecondition);
+    }
+);
