@@ -124,11 +124,11 @@ impl Executions {
         let mut attempt = 0;
         let stored = loop {
             attempt += 1;
-            let occupied = self
+            let context = self
                 .store
-                .occupied(&execution.pipeline, &execution.id)
+                .plan_context(&execution.pipeline, &execution.id)
                 .await?;
-            let snapshot = engine::plan(&pinned.document, execution.clone(), occupied, now);
+            let snapshot = engine::plan(&pinned.document, execution.clone(), context, now);
             match self
                 .store
                 .insert(snapshot, request.request_id.as_deref())
@@ -491,12 +491,15 @@ impl Executions {
         let now = Utc::now();
         let mut changed = 0;
         for (execution, action, attempt) in self.store.expired_leases(now, 100).await? {
-            let (_, done) = self
+            let step = self
                 .store
                 .update(&execution, |s| {
                     engine::expire_lease(s, &action, attempt, Utc::now())
                 })
-                .await?;
+                .await;
+            let Some((_, done)) = logged("expiring a lease", &execution, step) else {
+                continue;
+            };
             if done {
                 tracing::warn!(%execution, %action, attempt, "lease expired; attempt dispatched again");
                 changed += 1;
@@ -504,10 +507,13 @@ impl Executions {
         }
         let before = now - chrono::Duration::from_std(self.redispatch_after).unwrap_or_default();
         for (execution, action) in self.store.stale_queued(before, 100).await? {
-            let (_, done) = self
+            let step = self
                 .store
                 .update(&execution, |s| engine::redispatch(s, &action, Utc::now()))
-                .await?;
+                .await;
+            let Some((_, done)) = logged("re-dispatching", &execution, step) else {
+                continue;
+            };
             if done {
                 tracing::info!(%execution, %action, "queued attempt dispatched again");
                 changed += 1;
@@ -574,10 +580,11 @@ impl Executions {
             let (_, superseded) = self
                 .store
                 .update(&older, |o| {
-                    let waiting_here = o
-                        .stages
-                        .iter()
-                        .any(|st| st.state == StageState::Held && held_at.contains(&st.index));
+                    // Only a newer run of the same branch replaces an older one.
+                    let waiting_here = o.execution.branch == s.execution.branch
+                        && o.stages
+                            .iter()
+                            .any(|st| st.state == StageState::Held && held_at.contains(&st.index));
                     waiting_here && engine::supersede(o, &by, Utc::now())
                 })
                 .await?;
@@ -592,10 +599,13 @@ impl Executions {
     async fn tick_rollouts(&self) -> Result<usize, Error> {
         let mut moved = 0;
         for id in self.store.rolling_out(100).await? {
-            let (after, _) = self
+            let step = self
                 .store
                 .update(&id, |s| engine::advance(s, Utc::now()))
-                .await?;
+                .await;
+            let Some((after, _)) = logged("advancing a rollout", &id, step) else {
+                continue;
+            };
             if !after.transitions.is_empty() {
                 moved += 1;
                 self.follow_up(&after).await;
@@ -609,10 +619,13 @@ impl Executions {
     async fn wake(&self, pipeline: Option<&str>) -> Result<usize, Error> {
         let mut moved = 0;
         for id in self.store.held(pipeline, 100).await? {
-            let (after, _) = self
+            let step = self
                 .store
                 .update(&id, |s| engine::advance(s, Utc::now()))
-                .await?;
+                .await;
+            let Some((after, _)) = logged("waking", &id, step) else {
+                continue;
+            };
             if after.execution.state.is_final() || after.execution.state == ExecutionState::Queued {
                 let held_at: Vec<i32> = after
                     .stages
@@ -677,6 +690,13 @@ impl Executions {
             }
         })
     }
+}
+
+/// A failed step of the reconciler for one execution: logged, and the pass
+/// goes on with the next one (the step is tried again next pass).
+fn logged<T>(what: &str, execution: &str, step: Result<T, StoreError>) -> Option<T> {
+    step.inspect_err(|e| tracing::warn!(%execution, error = %e, "{what} failed"))
+        .ok()
 }
 
 fn check_name(name: &str, field: &str) -> Result<(), Error> {

@@ -37,6 +37,16 @@ pub enum Reported {
     Duplicate,
 }
 
+/// What a new execution needs to know about its pipeline's other executions,
+/// blockers and alarms before it starts its first stage.
+#[derive(Debug, Clone, Default)]
+pub struct PlanContext {
+    pub occupied: std::collections::HashMap<i32, String>,
+    pub blockers: Vec<Blocker>,
+    pub firing: std::collections::HashSet<String>,
+    pub last_good_commit: Option<String>,
+}
+
 /// The stages and actions of a new execution, with the first stage started.
 ///
 /// `build_only` runs only the stages before the first environment stage
@@ -44,7 +54,7 @@ pub enum Reported {
 pub fn plan(
     doc: &Document,
     execution: Execution,
-    occupied: std::collections::HashMap<i32, String>,
+    context: PlanContext,
     now: DateTime<Utc>,
 ) -> Snapshot {
     let first_env = doc
@@ -164,10 +174,10 @@ pub fn plan(
         stages,
         actions,
         transitions: vec![Transition::ExecutionStarted],
-        occupied,
-        blockers: Vec::new(),
-        firing: Default::default(),
-        last_good_commit: None,
+        occupied: context.occupied,
+        blockers: context.blockers,
+        firing: context.firing,
+        last_good_commit: context.last_good_commit,
     };
     advance(&mut snapshot, now);
     snapshot
@@ -467,7 +477,9 @@ pub fn expire_lease(s: &mut Snapshot, id: &str, attempt: i32, now: DateTime<Utc>
     let Some(action) = s.actions.iter_mut().find(|a| a.id == id) else {
         return false;
     };
-    if action.attempt != attempt || action.state != ActionState::Running {
+    // A heartbeat may have extended the lease since it was found expired.
+    let expired = action.lease_expire_time.is_none_or(|until| until < now);
+    if action.attempt != attempt || action.state != ActionState::Running || !expired {
         return false;
     }
     action.lost_leases += 1;
@@ -863,6 +875,14 @@ fn redeploys(kind: &str) -> bool {
 /// An alarm fired during the rollout: stop it, and put every target this
 /// execution touched back on the last good version, newest wave first.
 fn start_rollback(s: &mut Snapshot, stage_pos: usize, alarm: &str, now: DateTime<Utc>) {
+    if s.last_good_commit.is_none() {
+        // Nothing deployed successfully before: there is no version to go back to.
+        let reason = format!(
+            "alarm {alarm:?} fired, and no earlier successful deployment exists to roll back to"
+        );
+        fail(s, stage_pos, reason, now);
+        return;
+    }
     let index = s.stages[stage_pos].index;
     let wave = s.stages[stage_pos].current_wave;
     let good = s.last_good_commit.clone().unwrap_or_default();

@@ -307,8 +307,12 @@ pub struct Findings {
 }
 
 impl Findings {
-    pub fn total(&self) -> u32 {
-        self.critical + self.high + self.medium + self.low + self.info
+    /// All findings; u64, so counts a worker sends cannot overflow.
+    pub fn total(&self) -> u64 {
+        [self.critical, self.high, self.medium, self.low, self.info]
+            .into_iter()
+            .map(u64::from)
+            .sum()
     }
 }
 

@@ -197,8 +197,10 @@ async fn tail(
             Ok(0) | Err(_) => break,
             Ok(n) => {
                 if let Some(sink) = &sink {
-                    // A closed sink (the shipper gave up) only stops shipping.
-                    let _ = sink.send((pipe, buf[..n].to_vec())).await;
+                    // Never wait for the shipper: when it falls behind (or gave
+                    // up), output is dropped from the stored log rather than
+                    // stalling the command; the report still carries the tail.
+                    let _ = sink.try_send((pipe, buf[..n].to_vec()));
                 }
                 kept.extend_from_slice(&buf[..n]);
                 if kept.len() > 2 * OUTPUT_TAIL_BYTES {

@@ -38,6 +38,16 @@ pub fn count(document: &[u8], counts: &mut FindingCounts) -> Result<(), String> 
             .into_iter()
             .flatten()
         {
+            // Suppressed results, and results that are not failures (pass,
+            // review, informational...), are not findings.
+            let suppressed = result
+                .get("suppressions")
+                .and_then(Value::as_array)
+                .is_some_and(|s| !s.is_empty());
+            let kind = result.get("kind").and_then(Value::as_str).unwrap_or("fail");
+            if suppressed || kind != "fail" {
+                continue;
+            }
             let score = security_severity(result.get("properties")).or_else(|| {
                 result
                     .get("ruleId")
@@ -95,7 +105,9 @@ mod tests {
               {"ruleId": "style", "level": "note"},
               {"ruleId": "todo", "level": "none"},
               {"ruleId": "other", "level": "error"},
-              {"ruleId": "unspecified"}
+              {"ruleId": "unspecified"},
+              {"ruleId": "sqli", "suppressions": [{"kind": "inSource"}]},
+              {"ruleId": "sqli", "kind": "pass"}
             ]
           }]
         }"#;

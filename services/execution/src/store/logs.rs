@@ -59,6 +59,9 @@ impl Store {
             if truncated {
                 break;
             }
+            if offset > limit {
+                break; // beyond the cap: nothing of it is kept
+            }
             if offset + (data.len() as i64) <= size {
                 continue; // already stored
             }

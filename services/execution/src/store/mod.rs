@@ -10,7 +10,7 @@ mod migration;
 mod rows;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, DbErr,
     EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
@@ -216,6 +216,11 @@ impl Store {
             }
         };
         for (id, attempt) in candidates {
+            // The claim bumps the execution's version in the same
+            // transaction, so a concurrent engine step that read the action
+            // as queued fails its compare-and-set and reloads instead of
+            // writing the old state back.
+            let txn = self.db.begin().await?;
             let claimed = action_run::Entity::update_many()
                 .col_expr(
                     action_run::Column::State,
@@ -230,11 +235,25 @@ impl Store {
                 .filter(action_run::Column::Id.eq(id.as_str()))
                 .filter(action_run::Column::Attempt.eq(attempt))
                 .filter(action_run::Column::State.eq(ActionState::Queued.as_str()))
-                .exec(&self.db)
+                .exec(&txn)
                 .await?;
-            if claimed.rows_affected == 1 {
-                return self.action(&id).await.map(Some);
+            if claimed.rows_affected != 1 {
+                continue;
             }
+            let action = action_run::Entity::find_by_id(id.clone())
+                .one(&txn)
+                .await?
+                .ok_or_else(|| StoreError::ActionNotFound(id.clone()))?;
+            execution::Entity::update_many()
+                .col_expr(
+                    execution::Column::Version,
+                    Expr::col(execution::Column::Version).add(1),
+                )
+                .filter(execution::Column::Id.eq(action.execution_id.as_str()))
+                .exec(&txn)
+                .await?;
+            txn.commit().await?;
+            return rows::action_from(action).map(Some);
         }
         Ok(None)
     }
@@ -314,6 +333,20 @@ impl Store {
                 .await?;
         }
         Ok(())
+    }
+
+    /// What a new execution of `pipeline` must know before its first stage.
+    pub async fn plan_context(
+        &self,
+        pipeline: &str,
+        id: &str,
+    ) -> Result<crate::engine::PlanContext, StoreError> {
+        Ok(crate::engine::PlanContext {
+            occupied: occupied(&self.db, pipeline, id).await?,
+            blockers: alarms::active_blockers(&self.db, pipeline).await?,
+            firing: alarms::firing(&self.db, pipeline).await?,
+            last_good_commit: last_good_commit(&self.db, pipeline, id).await?,
+        })
     }
 
     /// Stages of `pipeline` held by executions other than `except`.

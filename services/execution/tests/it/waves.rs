@@ -100,8 +100,14 @@ async fn an_alarm_during_bake_rolls_back_every_touched_target() {
         let mut cp = ControlPlane::start(&backend, 30).await;
         let repo = git_repo(dir.path());
         let log = dir.path().join("log");
-        cp.apply(&rollout(&repo, &log, "3s")).await;
+        // A first, healthy rollout gives the rollback a version to return to.
+        cp.apply(&rollout(&repo, &log, "1s")).await;
         cp.start_worker();
+        let good = cp.start_execution("shop", "").await;
+        let good = cp.wait_done(&good.name, Duration::from_secs(90)).await;
+        assert_eq!(good.state, pb::ExecutionState::Succeeded as i32);
+        std::fs::remove_file(&log).expect("reset the log");
+        cp.apply(&rollout(&repo, &log, "3s")).await;
         let started = cp.start_execution("shop", "").await;
         // Wait until the second wave deployed, then fire the alarm during its bake.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -143,6 +149,48 @@ async fn an_alarm_during_bake_rolls_back_every_touched_target() {
             "newest wave first; the third wave never deployed"
         );
         assert_eq!(done.stages[1].state, pb::StageState::RolledBack as i32);
+        cp.stop().await;
+        backend.cleanup().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_earlier_success_an_alarm_fails_the_rollout() {
+    for backend in backends().await {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cp = ControlPlane::start(&backend, 30).await;
+        let repo = git_repo(dir.path());
+        let log = dir.path().join("log");
+        cp.apply(&rollout(&repo, &log, "30s")).await;
+        cp.start_worker();
+        let started = cp.start_execution("shop", "").await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while lines(&log).is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let channel =
+            conveyor_api::client::channel(&format!("http://{}", cp.addr)).expect("channel");
+        AlarmServiceClient::new(channel)
+            .set_alarm_state(pb::SetAlarmStateRequest {
+                name: "alarms/prod-errors".into(),
+                state: pb::AlarmState::Alarm as i32,
+                ..Default::default()
+            })
+            .await
+            .expect("set alarm");
+        let done = cp.wait_done(&started.name, Duration::from_secs(60)).await;
+        assert_eq!(done.state, pb::ExecutionState::Failed as i32, "{done:#?}");
+        assert!(
+            done.state_reason
+                .contains("no earlier successful deployment"),
+            "{}",
+            done.state_reason
+        );
+        assert_eq!(
+            lines(&log),
+            vec!["deploy us-east-1"],
+            "nothing was rolled back to an unknown version"
+        );
         cp.stop().await;
         backend.cleanup().await;
     }
