@@ -157,147 +157,234 @@ fn git_repo(dir: &Path) -> PathBuf {
     repo
 }
 
-fn worker(env: &Env, execution_port: u16, name: &str) -> Proc {
-    let mut cmd = Command::new(binary("conveyor-worker"));
-    cmd.env(
-        "CONVEYOR_ENDPOINT",
-        format!("http://127.0.0.1:{execution_port}"),
-    )
-    .env("CONVEYOR_NAME", name)
-    .env("CONVEYOR_CONCURRENCY", "1")
-    .env(
-        "CONVEYOR_WORK_DIR",
-        env.dir.path().join(format!("work-{name}")),
-    )
-    .env(
-        "CONVEYOR_QUEUE_PREFIX",
-        env.dir
-            .path()
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .to_string(),
-    );
-    if let Some(redis) = &env.redis {
-        cmd.env("CONVEYOR_REDIS_URL", redis);
+/// The definitions service, the execution service and workers as processes.
+struct Cluster {
+    env: Env,
+    prefix: String,
+    defs_port: u16,
+    exec_port: u16,
+    _definitions: Proc,
+    execution: Option<Proc>,
+    workers: Vec<Proc>,
+    log: PathBuf,
+}
+
+impl Cluster {
+    async fn start() -> Cluster {
+        let env = Env::new().await;
+        let (defs_port, exec_port) = (free_port(), free_port());
+        let prefix = format!("e2e-{}", uuid::Uuid::new_v4().simple());
+        let definitions = spawn(
+            Command::new(binary("conveyor-definitions")).args([
+                "--listen",
+                &format!("127.0.0.1:{defs_port}"),
+                "--database-url",
+                &env.database_url("definitions"),
+            ]),
+            &env.dir.path().join("definitions.log"),
+        );
+        let log = env.dir.path().join("actions.log");
+        let mut cluster = Cluster {
+            env,
+            prefix,
+            defs_port,
+            exec_port,
+            _definitions: definitions,
+            execution: None,
+            workers: Vec::new(),
+            log,
+        };
+        cluster.start_execution_service();
+        wait_port(defs_port).await;
+        wait_port(exec_port).await;
+        cluster
     }
-    spawn(&mut cmd, &env.dir.path().join(format!("{name}.log")))
+
+    fn start_execution_service(&mut self) {
+        let mut execution = Command::new(binary("conveyor-execution"));
+        execution
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{}", self.exec_port),
+                "--database-url",
+                &self.env.database_url("execution"),
+            ])
+            .args([
+                "--definitions-endpoint",
+                &format!("http://127.0.0.1:{}", self.defs_port),
+            ])
+            .env("CONVEYOR_LEASE_SECS", "2")
+            .env("CONVEYOR_RECONCILE_INTERVAL_SECS", "1")
+            .env("CONVEYOR_REDISPATCH_SECS", "2")
+            .env("CONVEYOR_QUEUE_PREFIX", &self.prefix);
+        if let Some(redis) = &self.env.redis {
+            execution.env("CONVEYOR_REDIS_URL", redis);
+        }
+        let n = self.workers.len();
+        self.execution = Some(spawn(
+            &mut execution,
+            &self.env.dir.path().join(format!("execution-{n}.log")),
+        ));
+    }
+
+    /// kill -9 the execution service.
+    fn kill_execution_service(&mut self) {
+        if let Some(mut p) = self.execution.take() {
+            Command::new("kill")
+                .args(["-9", &p.0.id().to_string()])
+                .status()
+                .unwrap();
+            let _ = p.0.wait();
+        }
+    }
+
+    fn start_worker(&mut self, name: &str) -> usize {
+        let mut cmd = Command::new(binary("conveyor-worker"));
+        cmd.env(
+            "CONVEYOR_ENDPOINT",
+            format!("http://127.0.0.1:{}", self.exec_port),
+        )
+        .env("CONVEYOR_NAME", name)
+        .env("CONVEYOR_CONCURRENCY", "1")
+        .env(
+            "CONVEYOR_WORK_DIR",
+            self.env.dir.path().join(format!("work-{name}")),
+        )
+        .env("CONVEYOR_QUEUE_PREFIX", &self.prefix);
+        if let Some(redis) = &self.env.redis {
+            cmd.env("CONVEYOR_REDIS_URL", redis);
+        }
+        self.workers.push(spawn(
+            &mut cmd,
+            &self.env.dir.path().join(format!("{name}.log")),
+        ));
+        self.workers.len() - 1
+    }
+
+    /// kill -9 a worker.
+    fn kill_worker(&mut self, index: usize) {
+        let p = &mut self.workers[index];
+        Command::new("kill")
+            .args(["-9", &p.0.id().to_string()])
+            .status()
+            .unwrap();
+        let _ = p.0.wait();
+    }
+
+    /// Applies a one-action pipeline whose action logs its attempt.
+    async fn apply(&self, command: &str) {
+        let repo = git_repo(self.env.dir.path());
+        let spec = format!(
+            "apiVersion: conveyor/v1\nkind: Pipeline\nmetadata: {{name: app}}\nspec:\n  type: application\n  source: {{repository: \"{}\"}}\n  stages:\n    - name: build\n      actions:\n        - {{name: slow, kind: build, run: '{command}'}}\n",
+            repo.display(),
+        );
+        let channel =
+            conveyor_api::client::channel(&format!("http://127.0.0.1:{}", self.defs_port)).unwrap();
+        PipelineServiceClient::new(channel)
+            .apply_pipeline(defs::ApplyPipelineRequest {
+                source: Some(defs::PipelineSource {
+                    content: spec.into_bytes(),
+                    format: 0,
+                }),
+                accept_non_conformance: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+
+    fn client(&self) -> ExecutionServiceClient<tonic::transport::Channel> {
+        let channel =
+            conveyor_api::client::channel(&format!("http://127.0.0.1:{}", self.exec_port)).unwrap();
+        ExecutionServiceClient::new(channel)
+    }
+
+    async fn start_run(&self) -> String {
+        conveyor_api::client::RetryPolicy::default()
+            .run(|| async {
+                self.client()
+                    .start_execution(pb::StartExecutionRequest {
+                        parent: "pipelines/app".into(),
+                        ..Default::default()
+                    })
+                    .await
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .name
+    }
+
+    async fn wait_log(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .contains(needle)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{needle:?} never appeared in the action log"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Polls (through restarts) until the execution ends.
+    async fn wait_done(&self, name: &str) -> pb::Execution {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let got = self
+                .client()
+                .get_execution(pb::GetExecutionRequest {
+                    name: name.to_owned(),
+                    view: 0,
+                })
+                .await;
+            if let Ok(e) = got {
+                let e = e.into_inner();
+                if [pb::ExecutionState::Succeeded, pb::ExecutionState::Failed]
+                    .iter()
+                    .any(|s| *s as i32 == e.state)
+                {
+                    return e;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the execution never finished: {e:#?}"
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the execution service never came back"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn action_log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+fn logged_command(log: &Path, seconds: u32) -> String {
+    let l = log.display();
+    format!(
+        "echo start-$CONVEYOR_ATTEMPT >> {l}; sleep {seconds}; echo end-$CONVEYOR_ATTEMPT >> {l}"
+    )
 }
 
 /// kill -9 a worker in the middle of an action: once its lease expires the
 /// attempt goes to another worker, and the execution finishes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_worker_loses_its_attempt_to_another() {
-    let env = Env::new().await;
-    let (defs_port, exec_port) = (free_port(), free_port());
-    let prefix = env
-        .dir
-        .path()
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .to_string();
-    let _definitions = spawn(
-        Command::new(binary("conveyor-definitions")).args([
-            "--listen",
-            &format!("127.0.0.1:{defs_port}"),
-            "--database-url",
-            &env.database_url("definitions"),
-        ]),
-        &env.dir.path().join("definitions.log"),
-    );
-    let mut execution = Command::new(binary("conveyor-execution"));
-    execution
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{exec_port}"),
-            "--database-url",
-            &env.database_url("execution"),
-        ])
-        .args([
-            "--definitions-endpoint",
-            &format!("http://127.0.0.1:{defs_port}"),
-        ])
-        .env("CONVEYOR_LEASE_SECS", "2")
-        .env("CONVEYOR_RECONCILE_INTERVAL_SECS", "1")
-        .env("CONVEYOR_QUEUE_PREFIX", &prefix);
-    if let Some(redis) = &env.redis {
-        execution.env("CONVEYOR_REDIS_URL", redis);
-    }
-    let _execution = spawn(&mut execution, &env.dir.path().join("execution.log"));
-    wait_port(defs_port).await;
-    wait_port(exec_port).await;
-
-    let repo = git_repo(env.dir.path());
-    let log = env.dir.path().join("actions.log");
-    let spec = format!(
-        "apiVersion: conveyor/v1\nkind: Pipeline\nmetadata: {{name: app}}\nspec:\n  type: application\n  source: {{repository: \"{}\"}}\n  stages:\n    - name: build\n      actions:\n        - {{name: slow, kind: build, run: 'echo start-$CONVEYOR_ATTEMPT >> {l}; sleep 4; echo end-$CONVEYOR_ATTEMPT >> {l}'}}\n",
-        repo.display(),
-        l = log.display()
-    );
-    let channel = conveyor_api::client::channel(&format!("http://127.0.0.1:{defs_port}")).unwrap();
-    PipelineServiceClient::new(channel)
-        .apply_pipeline(defs::ApplyPipelineRequest {
-            source: Some(defs::PipelineSource {
-                content: spec.into_bytes(),
-                format: 0,
-            }),
-            accept_non_conformance: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-
-    let first_worker = worker(&env, exec_port, "doomed");
-    let channel = conveyor_api::client::channel(&format!("http://127.0.0.1:{exec_port}")).unwrap();
-    let mut executions = ExecutionServiceClient::new(channel);
-    let started = executions
-        .start_execution(pb::StartExecutionRequest {
-            parent: "pipelines/app".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-
-    // Wait until the doomed worker is inside the command, then kill -9 it.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("start-1")
-    {
-        assert!(Instant::now() < deadline, "the first attempt never started");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let mut doomed = first_worker;
-    Command::new("kill")
-        .args(["-9", &doomed.0.id().to_string()])
-        .status()
-        .unwrap();
-    let _ = doomed.0.wait();
-    let _second_worker = worker(&env, exec_port, "survivor");
-
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let done = loop {
-        let e = executions
-            .get_execution(pb::GetExecutionRequest {
-                name: started.name.clone(),
-                view: 0,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        if e.state == pb::ExecutionState::Succeeded as i32
-            || e.state == pb::ExecutionState::Failed as i32
-        {
-            break e;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the execution never finished: {e:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let mut c = Cluster::start().await;
+    c.apply(&logged_command(&c.log, 4)).await;
+    let doomed = c.start_worker("doomed");
+    let name = c.start_run().await;
+    c.wait_log("start-1").await;
+    c.kill_worker(doomed);
+    c.start_worker("survivor");
+    let done = c.wait_done(&name).await;
     assert_eq!(
         done.state,
         pb::ExecutionState::Succeeded as i32,
@@ -306,7 +393,74 @@ async fn a_killed_worker_loses_its_attempt_to_another() {
     let action = &done.stages[0].actions[0];
     assert_eq!(action.attempt, 2, "the lost attempt was dispatched again");
     assert!(action.worker.starts_with("survivor"), "{}", action.worker);
-    let text = std::fs::read_to_string(&log).unwrap();
+    let text = c.action_log();
     assert!(text.contains("start-2") && text.contains("end-2"), "{text}");
-    env.cleanup().await;
+    c.env.cleanup().await;
+}
+
+/// kill -9 the execution service while an action runs, and start it again:
+/// the execution's state was in the database, the worker's report waits for
+/// the service to return, and the execution finishes with one attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_execution_service_can_die_mid_execution() {
+    let mut c = Cluster::start().await;
+    c.apply(&logged_command(&c.log, 3)).await;
+    c.start_worker("steady");
+    let name = c.start_run().await;
+    c.wait_log("start-1").await;
+    c.kill_execution_service();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    c.start_execution_service();
+    let done = c.wait_done(&name).await;
+    assert_eq!(
+        done.state,
+        pb::ExecutionState::Succeeded as i32,
+        "{done:#?}"
+    );
+    let text = c.action_log();
+    assert!(text.contains("end-1"), "{text}");
+    assert!(!text.contains("start-2"), "the attempt ran once: {text}");
+    c.env.cleanup().await;
+}
+
+/// Everything this installation had in Redis disappears while an execution
+/// waits for a worker: the reconciler dispatches the queued attempt again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_redis_contents_loses_no_execution() {
+    let mut c = Cluster::start().await;
+    let Some(redis_url) = c.env.redis.clone() else {
+        // Without Redis, workers poll the database: there is nothing to lose.
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must set CONVEYOR_TEST_REDIS_URL"
+        );
+        eprintln!("skipped: needs CONVEYOR_TEST_REDIS_URL");
+        c.env.cleanup().await;
+        return;
+    };
+    c.apply(&logged_command(&c.log, 0)).await;
+    let name = c.start_run().await;
+    // Let the relay publish the dispatch, then wipe every key of this installation.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let client = redis::Client::open(redis_url.as_str()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}:*", c.prefix))
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert!(!keys.is_empty(), "the dispatch was relayed to Redis");
+    let _: i64 = redis::cmd("DEL")
+        .arg(&keys)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    c.start_worker("late");
+    let done = c.wait_done(&name).await;
+    assert_eq!(
+        done.state,
+        pb::ExecutionState::Succeeded as i32,
+        "{done:#?}"
+    );
+    c.env.cleanup().await;
 }
