@@ -572,7 +572,7 @@ impl Executions {
         if s.execution.mode != Mode::Superseded || held_at.is_empty() {
             return Ok(());
         }
-        for older in self.store.held(Some(&s.execution.pipeline), 100).await? {
+        for older in self.all_held(Some(&s.execution.pipeline)).await? {
             if older >= s.execution.id {
                 continue;
             }
@@ -595,10 +595,39 @@ impl Executions {
         Ok(())
     }
 
+    /// Every held execution (of one pipeline or all), oldest first, read a
+    /// page at a time.
+    async fn all_held(&self, pipeline: Option<&str>) -> Result<Vec<String>, Error> {
+        let mut all: Vec<String> = Vec::new();
+        loop {
+            let after = all.last().cloned().unwrap_or_default();
+            let page = self.store.held(pipeline, &after, PASS_PAGE).await?;
+            let full = page.len() as u64 == PASS_PAGE;
+            all.extend(page);
+            if !full {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// Every execution in the middle of a rollout, read a page at a time.
+    async fn all_rolling_out(&self) -> Result<Vec<String>, Error> {
+        let mut all: Vec<String> = Vec::new();
+        loop {
+            let after = all.last().cloned().unwrap_or_default();
+            let page = self.store.rolling_out(&after, PASS_PAGE).await?;
+            let full = page.len() as u64 == PASS_PAGE;
+            all.extend(page);
+            if !full {
+                return Ok(all);
+            }
+        }
+    }
+
     /// Moves rollouts on: bakes that ended, alarms that fired.
     async fn tick_rollouts(&self) -> Result<usize, Error> {
         let mut moved = 0;
-        for id in self.store.rolling_out(100).await? {
+        for id in self.all_rolling_out().await? {
             let step = self
                 .store
                 .update(&id, |s| engine::advance(s, Utc::now()))
@@ -618,7 +647,7 @@ impl Executions {
     /// first (in superseded mode only the newest is left waiting anyway).
     async fn wake(&self, pipeline: Option<&str>) -> Result<usize, Error> {
         let mut moved = 0;
-        for id in self.store.held(pipeline, 100).await? {
+        for id in self.all_held(pipeline).await? {
             let step = self
                 .store
                 .update(&id, |s| engine::advance(s, Utc::now()))
@@ -698,6 +727,9 @@ fn logged<T>(what: &str, execution: &str, step: Result<T, StoreError>) -> Option
     step.inspect_err(|e| tracing::warn!(%execution, error = %e, "{what} failed"))
         .ok()
 }
+
+/// Rows the reconciler reads per query.
+const PASS_PAGE: u64 = 200;
 
 fn check_name(name: &str, field: &str) -> Result<(), Error> {
     if conveyor_definitions::spec::is_valid_name(name) {

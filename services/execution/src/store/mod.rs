@@ -363,9 +363,11 @@ impl Store {
     pub async fn held(
         &self,
         pipeline: Option<&str>,
+        after: &str,
         limit: u64,
     ) -> Result<Vec<String>, StoreError> {
         let mut query = execution::Entity::find()
+            .filter(execution::Column::Id.gt(after))
             .select_only()
             .column(execution::Column::Id)
             .filter(execution::Column::State.is_in([
@@ -382,10 +384,12 @@ impl Store {
 
     /// Executions in the middle of a rollout (deploying, baking or rolling
     /// back), which must be looked at as time passes and alarms change.
-    pub async fn rolling_out(&self, limit: u64) -> Result<Vec<String>, StoreError> {
+    pub async fn rolling_out(&self, after: &str, limit: u64) -> Result<Vec<String>, StoreError> {
         Ok(stage_run::Entity::find()
             .select_only()
             .column(stage_run::Column::ExecutionId)
+            .filter(stage_run::Column::ExecutionId.gt(after))
+            .order_by_asc(stage_run::Column::ExecutionId)
             .filter(stage_run::Column::State.is_in([
                 StageState::Running.as_str(),
                 StageState::RollingBack.as_str(),
