@@ -610,6 +610,11 @@ impl Executions {
         }
     }
 
+    /// Every execution in the middle of a rollout (for the health probes).
+    pub async fn rolling_out_ids(&self) -> Result<Vec<String>, Error> {
+        self.all_rolling_out().await
+    }
+
     /// Every execution in the middle of a rollout, read a page at a time.
     async fn all_rolling_out(&self) -> Result<Vec<String>, Error> {
         let mut all: Vec<String> = Vec::new();

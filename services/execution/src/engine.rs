@@ -216,6 +216,19 @@ fn guards(d: &conveyor_definitions::spec::Deployment) -> Guards {
     Guards {
         alarms: d.alarms.iter().map(|a| a.name.clone()).collect(),
         windows,
+        probes: d
+            .alarms
+            .iter()
+            .filter_map(|a| {
+                let p = a.probe.as_ref()?;
+                Some(Probe {
+                    alarm: a.name.clone(),
+                    url: p.url.clone(),
+                    interval_secs: p.interval.get().as_secs().max(1),
+                    failure_threshold: p.failure_threshold,
+                })
+            })
+            .collect(),
     }
 }
 

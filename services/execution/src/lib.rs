@@ -12,6 +12,7 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod model;
+pub mod probes;
 pub mod specs;
 pub mod store;
 
@@ -52,6 +53,7 @@ pub async fn register(
     let background = Background(vec![
         executions.spawn_reconciler(interval),
         executions.spawn_relay(),
+        probes::spawn(executions.clone()),
     ]);
     let max = config.server.max_message_bytes;
     services

@@ -248,6 +248,20 @@ pub struct Guards {
     pub alarms: Vec<String>,
     /// The stage starts only inside one of these windows (none: any time).
     pub windows: Vec<Window>,
+    /// HTTP health checks the execution service runs during the rollout;
+    /// each sets its alarm.
+    #[serde(default)]
+    pub probes: Vec<Probe>,
+}
+
+/// A built-in HTTP health check behind an alarm.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Probe {
+    pub alarm: String,
+    pub url: String,
+    pub interval_secs: u64,
+    pub failure_threshold: u32,
 }
 
 /// When a stage may start: days, a time-of-day range and excluded dates.

@@ -195,3 +195,85 @@ async fn without_an_earlier_success_an_alarm_fails_the_rollout() {
         backend.cleanup().await;
     }
 }
+
+/// A health endpoint that answers 200 until told to fail.
+async fn health_server() -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let healthy = std::sync::Arc::new(AtomicBool::new(true));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let flag = healthy.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let flag = flag.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = socket.read(&mut buf).await;
+                let status = if flag.load(Ordering::SeqCst) {
+                    "200 OK"
+                } else {
+                    "503 Service Unavailable"
+                };
+                let response =
+                    format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    (port, healthy)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_health_probe_rolls_the_rollout_back() {
+    for backend in backends().await {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cp = ControlPlane::start(&backend, 30).await;
+        let repo = git_repo(dir.path());
+        let log = dir.path().join("log");
+        let (port, healthy) = health_server().await;
+        let probed = |bake: &str| {
+            rollout(&repo, &log, bake).replace(
+                "alarms: [{name: prod-errors}]",
+                &format!("alarms: [{{name: prod-health, probe: {{url: \"http://127.0.0.1:{port}/health\", interval: 1s, failureThreshold: 2}}}}]"),
+            )
+        };
+        cp.apply(&probed("1s")).await;
+        cp.start_worker();
+        let good = cp.start_execution("shop", "").await;
+        let good = cp.wait_done(&good.name, Duration::from_secs(90)).await;
+        assert_eq!(
+            good.state,
+            pb::ExecutionState::Succeeded as i32,
+            "healthy probes let it through: {good:#?}"
+        );
+
+        std::fs::remove_file(&log).expect("reset the log");
+        cp.apply(&probed("20s")).await;
+        let started = cp.start_execution("shop", "").await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while lines(&log).is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        healthy.store(false, std::sync::atomic::Ordering::SeqCst);
+        let done = cp.wait_done(&started.name, Duration::from_secs(60)).await;
+        assert_eq!(
+            done.state,
+            pb::ExecutionState::RolledBack as i32,
+            "{done:#?}"
+        );
+        assert!(
+            done.state_reason.contains("prod-health"),
+            "{}",
+            done.state_reason
+        );
+        assert_eq!(
+            lines(&log),
+            vec!["deploy us-east-1", "rollback deploy us-east-1"]
+        );
+        cp.stop().await;
+        backend.cleanup().await;
+    }
+}
