@@ -1,0 +1,236 @@
+//! A new execution: its stages and action runs from the pinned spec
+//! (one run per target in a rollout), with their gates and start guards.
+
+use chrono::{DateTime, Utc};
+
+use super::*;
+use conveyor_definitions::spec::{ActionKind, Document, Gates, Thresholds};
+
+/// What a new execution needs to know about its pipeline's other executions,
+/// blockers and alarms before it starts its first stage.
+#[derive(Debug, Clone, Default)]
+pub struct PlanContext {
+    pub occupied: std::collections::HashMap<i32, String>,
+    pub blockers: Vec<Blocker>,
+    pub firing: std::collections::HashSet<String>,
+    pub last_good_commit: Option<String>,
+}
+
+/// The stages and actions of a new execution, with the first stage started.
+///
+/// `build_only` runs only the stages before the first environment stage
+/// (commits off the trunk are checked, never deployed).
+pub fn plan(
+    doc: &Document,
+    execution: Execution,
+    context: PlanContext,
+    now: DateTime<Utc>,
+) -> Snapshot {
+    let first_env = doc
+        .spec
+        .stages
+        .iter()
+        .position(|s| s.environment.is_some())
+        .unwrap_or(doc.spec.stages.len());
+    let mut stages = Vec::new();
+    let mut actions = Vec::new();
+    for (i, stage) in doc.spec.stages.iter().enumerate() {
+        let skipped = execution.build_only && i >= first_env;
+        stages.push(StageRun {
+            execution_id: execution.id.clone(),
+            index: i as i32,
+            name: stage.name.clone(),
+            environment: stage.environment.clone().unwrap_or_default(),
+            state: if skipped {
+                StageState::Skipped
+            } else {
+                StageState::Pending
+            },
+            state_reason: if skipped {
+                format!(
+                    "branch {:?} is not the trunk; only build stages run",
+                    execution.branch
+                )
+            } else {
+                String::new()
+            },
+            start_time: None,
+            end_time: None,
+            approval: stage.approval.as_ref().map(|a| ApprovalPolicy {
+                groups: a.groups.clone(),
+                principals: a.principals.clone(),
+                allow_author: a.allow_author,
+                min_approvals: a.min_approvals,
+            }),
+            approvals: Vec::new(),
+            guards: stage.deployment.as_ref().map(guards),
+            waves: stage
+                .deployment
+                .iter()
+                .flat_map(|d| {
+                    d.waves.iter().map(|w| WavePlan {
+                        name: w.name.clone(),
+                        bake_secs: w.bake_time.unwrap_or(d.bake_time).get().as_secs(),
+                    })
+                })
+                .collect(),
+            current_wave: 0,
+            bake_until: None,
+            dirty: true,
+        });
+        // A rollout runs the stage's actions once per target, wave by wave;
+        // other stages run them once.
+        let placements: Vec<(i32, Option<(String, String)>)> = match &stage.deployment {
+            Some(d) if !d.waves.is_empty() => d
+                .waves
+                .iter()
+                .enumerate()
+                .flat_map(|(w, wave)| {
+                    wave.targets
+                        .iter()
+                        .map(move |t| (w as i32, Some((t.account.clone(), t.region.clone()))))
+                })
+                .collect(),
+            _ => vec![(0, None)],
+        };
+        for (wave, target) in placements {
+            for action in &stage.actions {
+                let mut env = action.env.clone();
+                if let Some((account, region)) = &target {
+                    env.insert("CONVEYOR_TARGET_ACCOUNT".to_owned(), account.clone());
+                    env.insert("CONVEYOR_TARGET_REGION".to_owned(), region.clone());
+                }
+                actions.push(ActionRun {
+                    id: uuid::Uuid::now_v7().simple().to_string(),
+                    execution_id: execution.id.clone(),
+                    stage_index: i as i32,
+                    name: action.name.clone(),
+                    kind: action.kind.as_str().to_owned(),
+                    command: action.run.clone(),
+                    needs: action.needs.clone(),
+                    env,
+                    pool: action.pool.clone(),
+                    timeout_secs: action.timeout.get().as_secs() as i64,
+                    state: if skipped {
+                        ActionState::Skipped
+                    } else {
+                        ActionState::Pending
+                    },
+                    attempt: 0,
+                    failures: 0,
+                    lost_leases: 0,
+                    retries: action.retries as i32,
+                    worker: String::new(),
+                    lease_expire_time: None,
+                    exit_code: None,
+                    failure_reason: String::new(),
+                    queue_time: None,
+                    start_time: None,
+                    end_time: None,
+                    sarif: action.outputs.sarif.clone(),
+                    gate: gate_for(action.kind, &doc.spec.gates),
+                    findings: Findings::default(),
+                    wave,
+                    target: target.clone(),
+                    rollback: false,
+                    dirty: true,
+                });
+            }
+        }
+    }
+    let mut snapshot = Snapshot {
+        execution,
+        stages,
+        actions,
+        transitions: vec![Transition::ExecutionStarted],
+        occupied: context.occupied,
+        blockers: context.blockers,
+        firing: context.firing,
+        last_good_commit: context.last_good_commit,
+    };
+    advance(&mut snapshot, now);
+    snapshot
+}
+
+/// A deployment's start conditions: its alarms and its time windows.
+pub(super) fn guards(d: &conveyor_definitions::spec::Deployment) -> Guards {
+    use conveyor_definitions::spec::Weekday;
+    let windows = d
+        .time_windows
+        .iter()
+        .map(|w| Window {
+            days: w
+                .days
+                .iter()
+                .map(|d| match d {
+                    Weekday::Mon => 0,
+                    Weekday::Tue => 1,
+                    Weekday::Wed => 2,
+                    Weekday::Thu => 3,
+                    Weekday::Fri => 4,
+                    Weekday::Sat => 5,
+                    Weekday::Sun => 6,
+                })
+                .collect(),
+            start_minute: minutes(&w.start).unwrap_or(0),
+            end_minute: if w.end == "24:00" {
+                1440
+            } else {
+                minutes(&w.end).unwrap_or(1440)
+            },
+            offset_minutes: utc_offset(&w.timezone).unwrap_or(0),
+            exclude_dates: w.exclude_dates.clone(),
+        })
+        .collect();
+    Guards {
+        alarms: d.alarms.iter().map(|a| a.name.clone()).collect(),
+        windows,
+        probes: d
+            .alarms
+            .iter()
+            .filter_map(|a| {
+                let p = a.probe.as_ref()?;
+                Some(Probe {
+                    alarm: a.name.clone(),
+                    url: p.url.clone(),
+                    interval_secs: p.interval.get().as_secs().max(1),
+                    failure_threshold: p.failure_threshold,
+                })
+            })
+            .collect(),
+    }
+}
+
+pub(super) fn minutes(hhmm: &str) -> Option<u32> {
+    let (h, m) = hhmm.split_once(':')?;
+    Some(h.parse::<u32>().ok()? * 60 + m.parse::<u32>().ok()?)
+}
+
+pub(super) fn utc_offset(tz: &str) -> Option<i32> {
+    if tz == "UTC" || tz == "Z" {
+        return Some(0);
+    }
+    let sign = if tz.starts_with('-') { -1 } else { 1 };
+    minutes(tz.get(1..)?).map(|m| sign * m as i32)
+}
+
+/// The gate an action's findings are judged by (DPRA: secrets detection
+/// fails on any finding; scanners against the pipeline's thresholds).
+pub(super) fn gate_for(kind: ActionKind, gates: &Gates) -> Option<Gate> {
+    let thresholds = |t: &Thresholds| Gate::Thresholds {
+        critical: t.critical,
+        high: t.high,
+        medium: t.medium,
+        low: t.low,
+    };
+    match kind {
+        ActionKind::SecretsDetection => Some(Gate::AnyFinding),
+        ActionKind::Sast => Some(thresholds(&gates.sast)),
+        ActionKind::Sca => Some(thresholds(&gates.sca)),
+        ActionKind::CodeQuality => gates.code_quality.as_ref().map(thresholds),
+        ActionKind::Dast => gates.dast.as_ref().map(thresholds),
+        ActionKind::VulnerabilityScan => gates.vulnerability_scan.as_ref().map(thresholds),
+        ActionKind::PolicyAsCode => gates.policy_as_code.as_ref().map(thresholds),
+        _ => None,
+    }
+}
