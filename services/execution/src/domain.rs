@@ -392,7 +392,7 @@ impl Executions {
         pool: &str,
         wanted: Option<(&str, i32)>,
         wait: Duration,
-    ) -> Result<Option<(ActionRun, Execution)>, Error> {
+    ) -> Result<Option<(ActionRun, Snapshot)>, Error> {
         if worker.is_empty() || worker.len() > 256 {
             return Err(Error::invalid("worker", "1 to 256 characters"));
         }
@@ -405,9 +405,9 @@ impl Executions {
                 .claim(pool, wanted, worker, lease_until, now)
                 .await?
             {
-                let execution = self.store.load(&action.execution_id).await?.execution;
+                let snapshot = self.store.load(&action.execution_id).await?;
                 tracing::debug!(action = %action.id, attempt = action.attempt, worker, "attempt claimed");
-                return Ok(Some((action, execution)));
+                return Ok(Some((action, snapshot)));
             }
             if wanted.is_some() || tokio::time::Instant::now() >= deadline {
                 return Ok(None);
@@ -442,7 +442,7 @@ impl Executions {
         &self,
         action_id: &str,
         report: AttemptReport,
-    ) -> Result<(ActionRun, bool), Error> {
+    ) -> Result<(ActionRun, Snapshot, bool), Error> {
         let attempt = report.attempt;
         let execution_id = self.store.execution_of(action_id).await?;
         let (snapshot, result) = self
@@ -469,8 +469,9 @@ impl Executions {
         };
         let action = snapshot
             .actions
-            .into_iter()
+            .iter()
             .find(|a| a.id == action_id)
+            .cloned()
             .ok_or_else(|| Error::ActionNotFound(action_id.to_owned()))?;
         if !duplicate {
             tracing::info!(
@@ -482,7 +483,7 @@ impl Executions {
                 "attempt reported"
             );
         }
-        Ok((action, duplicate))
+        Ok((action, snapshot, duplicate))
     }
 
     /// Re-dispatches attempts whose lease expired, and queued attempts no

@@ -440,13 +440,7 @@ impl WorkerService for WorkerApi {
             .min(MAX_CLAIM_WAIT);
         let claimed = self.executions.claim(&r.worker, pool, wanted, wait).await?;
         let task = match claimed {
-            Some((action, execution)) => {
-                let snapshot = self
-                    .executions
-                    .store()
-                    .load(&execution.id)
-                    .await
-                    .map_err(Error::from)?;
+            Some((action, snapshot)) => {
                 let stage = snapshot
                     .stages
                     .iter()
@@ -454,7 +448,7 @@ impl WorkerService for WorkerApi {
                     .ok_or_else(|| Status::internal("action run without its stage"))?;
                 Some(convert::task(
                     &action,
-                    &execution,
+                    &snapshot.execution,
                     stage,
                     self.executions.lease,
                 ))
@@ -521,13 +515,7 @@ impl WorkerService for WorkerApi {
                 info: count(findings.info, "info")?,
             },
         };
-        let (action, duplicate) = self.executions.report(id, report).await?;
-        let snapshot = self
-            .executions
-            .store()
-            .load(&action.execution_id)
-            .await
-            .map_err(Error::from)?;
+        let (action, snapshot, duplicate) = self.executions.report(id, report).await?;
         let stage = snapshot
             .stages
             .iter()
