@@ -49,6 +49,32 @@ fn lines(log: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
+/// Waits until the deploy log holds `line`; fails the test after a minute.
+async fn wait_for_line(log: &std::path::Path, line: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !lines(log).iter().any(|l| l == line) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{line:?} never logged: {:?}",
+            lines(log)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn fire_alarm(cp: &ControlPlane, reason: &str) {
+    let channel = conveyor_api::client::channel(&format!("http://{}", cp.addr)).expect("channel");
+    AlarmServiceClient::new(channel)
+        .set_alarm_state(pb::SetAlarmStateRequest {
+            name: "alarms/prod-errors".into(),
+            state: pb::AlarmState::Alarm as i32,
+            reason: reason.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("set alarm");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waves_deploy_in_order_with_bake_between_them() {
     for backend in backends().await {
@@ -110,23 +136,8 @@ async fn an_alarm_during_bake_rolls_back_every_touched_target() {
         cp.apply(&rollout(&repo, &log, "3s")).await;
         let started = cp.start_execution("shop", "").await;
         // Wait until the second wave deployed, then fire the alarm during its bake.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while !lines(&log).contains(&"deploy eu-west-1".to_owned())
-            && tokio::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let channel =
-            conveyor_api::client::channel(&format!("http://{}", cp.addr)).expect("channel");
-        AlarmServiceClient::new(channel)
-            .set_alarm_state(pb::SetAlarmStateRequest {
-                name: "alarms/prod-errors".into(),
-                state: pb::AlarmState::Alarm as i32,
-                reason: "5xx rate 12%".into(),
-                ..Default::default()
-            })
-            .await
-            .expect("set alarm");
+        wait_for_line(&log, "deploy eu-west-1").await;
+        fire_alarm(&cp, "5xx rate 12%").await;
         let done = cp.wait_done(&started.name, Duration::from_secs(60)).await;
         assert_eq!(
             done.state,
@@ -164,20 +175,8 @@ async fn without_an_earlier_success_an_alarm_fails_the_rollout() {
         cp.apply(&rollout(&repo, &log, "30s")).await;
         cp.start_worker();
         let started = cp.start_execution("shop", "").await;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while lines(&log).is_empty() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let channel =
-            conveyor_api::client::channel(&format!("http://{}", cp.addr)).expect("channel");
-        AlarmServiceClient::new(channel)
-            .set_alarm_state(pb::SetAlarmStateRequest {
-                name: "alarms/prod-errors".into(),
-                state: pb::AlarmState::Alarm as i32,
-                ..Default::default()
-            })
-            .await
-            .expect("set alarm");
+        wait_for_line(&log, "deploy us-east-1").await;
+        fire_alarm(&cp, "").await;
         let done = cp.wait_done(&started.name, Duration::from_secs(60)).await;
         assert_eq!(done.state, pb::ExecutionState::Failed as i32, "{done:#?}");
         assert!(
@@ -253,10 +252,7 @@ async fn a_failing_health_probe_rolls_the_rollout_back() {
         std::fs::remove_file(&log).expect("reset the log");
         cp.apply(&probed("20s")).await;
         let started = cp.start_execution("shop", "").await;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while lines(&log).is_empty() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_for_line(&log, "deploy us-east-1").await;
         healthy.store(false, std::sync::atomic::Ordering::SeqCst);
         let done = cp.wait_done(&started.name, Duration::from_secs(60)).await;
         assert_eq!(
