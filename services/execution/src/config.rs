@@ -1,6 +1,7 @@
 //! The execution service's configuration.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use conveyor_platform::ServerConfig;
 use conveyor_platform::telemetry::LogFormat;
@@ -31,6 +32,18 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// The first part of every Redis key.
     pub queue_prefix: String,
+    /// Where artifacts are stored: a directory, `file:///dir`, or
+    /// `s3://bucket/prefix` (with the `s3` feature; credentials from the
+    /// usual AWS_* variables).
+    pub artifact_store: String,
+    /// The control plane's ed25519 signing key (PKCS#8 PEM); created on
+    /// first start when missing, with its public key in `<file>.pub`.
+    pub signing_key_file: PathBuf,
+    /// Public keys (SPKI PEM files) whose artifact signatures are still
+    /// accepted besides the signing key's, e.g. the key before a rotation.
+    pub trusted_key_files: Vec<PathBuf>,
+    /// The largest artifact accepted, in bytes.
+    pub max_artifact_bytes: u64,
 }
 
 impl Default for Config {
@@ -50,6 +63,10 @@ impl Default for Config {
             log_limit_bytes: 1 << 20,
             redis_url: None,
             queue_prefix: "conveyor".to_owned(),
+            artifact_store: "conveyor-artifacts".to_owned(),
+            signing_key_file: PathBuf::from("conveyor-signing-key.pem"),
+            trusted_key_files: Vec::new(),
+            max_artifact_bytes: 1 << 30,
         }
     }
 }
@@ -72,6 +89,14 @@ pub struct Flags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_url: Option<String>,
+    /// Artifact store: a directory, file:///dir or s3://bucket/prefix [env: CONVEYOR_ARTIFACT_STORE]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact_store: Option<String>,
+    /// The ed25519 artifact signing key, PKCS#8 PEM [env: CONVEYOR_SIGNING_KEY_FILE]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_key_file: Option<PathBuf>,
     /// Log format: text or json [env: CONVEYOR_LOG_FORMAT]
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

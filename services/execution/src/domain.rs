@@ -44,6 +44,7 @@ pub struct Executions {
     pub redispatch_after: Duration,
     /// Output kept per attempt; the rest is dropped behind a marker.
     pub log_limit_bytes: i64,
+    artifacts: crate::artifacts::Artifacts,
 }
 
 impl Executions {
@@ -52,8 +53,10 @@ impl Executions {
         specs: Arc<dyn SpecSource>,
         queue: Arc<dyn Queue>,
         lease: Duration,
+        artifacts: crate::artifacts::Artifacts,
     ) -> Self {
         Executions {
+            artifacts,
             store,
             specs,
             queue,
@@ -66,6 +69,10 @@ impl Executions {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub fn artifacts(&self) -> &crate::artifacts::Artifacts {
+        &self.artifacts
     }
 
     pub async fn start(&self, request: StartRequest) -> Result<Snapshot, Error> {

@@ -39,6 +39,12 @@ pub enum Error {
         reason: &'static str,
         message: String,
     },
+    #[error("artifact {0:?} not found")]
+    ArtifactNotFound(String),
+    #[error("artifact bytes do not match: declared {declared}, got {actual}")]
+    DigestMismatch { declared: String, actual: String },
+    #[error("the signature of {digest} does not verify: {why}")]
+    ArtifactUntrusted { digest: String, why: String },
     #[error("{0:?} changed concurrently; retry")]
     Conflict(String),
     #[error("a dependency is unavailable: {0}")]
@@ -150,6 +156,22 @@ impl From<Error> for Status {
             Error::PermissionDenied { reason, .. } => {
                 info(&mut d, reason, &[]);
                 Code::PermissionDenied
+            }
+            Error::ArtifactNotFound(digest) => {
+                info(&mut d, "ARTIFACT_NOT_FOUND", &[("digest", digest.clone())]);
+                Code::NotFound
+            }
+            Error::DigestMismatch { declared, actual } => {
+                info(
+                    &mut d,
+                    "DIGEST_MISMATCH",
+                    &[("declared", declared.clone()), ("actual", actual.clone())],
+                );
+                Code::DataLoss
+            }
+            Error::ArtifactUntrusted { digest, .. } => {
+                info(&mut d, "ARTIFACT_UNTRUSTED", &[("digest", digest.clone())]);
+                Code::DataLoss
             }
             Error::Conflict(id) => {
                 info(&mut d, "CONCURRENT_CHANGE", &[("resource", id.clone())]);

@@ -6,6 +6,7 @@
 //! the domain to gRPC.
 
 pub mod api;
+pub mod artifacts;
 pub mod config;
 pub mod domain;
 pub mod engine;
@@ -46,7 +47,15 @@ pub async fn register(
 ) -> anyhow::Result<Background> {
     let store = store::Store::connect(&config.database_url, config.max_connections).await?;
     let lease = Duration::from_secs(config.lease_secs);
-    let mut executions = domain::Executions::new(store, specs, queue, lease);
+    let (objects, prefix) = artifacts::open_store(&config.artifact_store)?;
+    let signer = conveyor_platform::signing::Signer::load_or_create(&config.signing_key_file)?;
+    let mut trusted =
+        conveyor_platform::signing::TrustedKeys::from_files(&config.trusted_key_files)?;
+    trusted.add(&signer);
+    let mut artifacts =
+        artifacts::Artifacts::new(objects, prefix, Arc::new(signer), trusted, store.clone());
+    artifacts.max_bytes = config.max_artifact_bytes;
+    let mut executions = domain::Executions::new(store, specs, queue, lease, artifacts);
     executions.redispatch_after = Duration::from_secs(config.redispatch_secs.max(1));
     executions.log_limit_bytes = config.log_limit_bytes.max(1024);
     let interval = Duration::from_secs(config.reconcile_interval_secs.max(1));

@@ -124,8 +124,15 @@ pub struct Snapshot {
     pub blockers: Vec<Blocker>,
     /// Names of the alarms in ALARM that apply to the pipeline.
     pub firing: std::collections::HashSet<String>,
-    /// The commit of the pipeline's last successful deployment, to roll back to.
-    pub last_good_commit: Option<String>,
+    /// The pipeline's last successful deployment, to roll back to.
+    pub last_good: Option<LastGood>,
+}
+
+/// The execution a rollback returns to: its commit, and the artifacts it built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastGood {
+    pub execution_id: String,
+    pub commit_sha: String,
 }
 
 /// One change worth announcing.
@@ -383,5 +390,91 @@ pub struct ActionRun {
     pub target: Option<(String, String)>,
     /// Puts its target back on the last good version.
     pub rollback: bool,
+    /// Files the action writes that are stored as artifacts when it succeeds.
+    pub outputs: Vec<Output>,
     pub dirty: bool,
+}
+
+impl ActionRun {
+    /// The execution whose artifacts this run uses: its own, or for a
+    /// rollback the last good execution's.
+    pub fn artifact_source(&self) -> &str {
+        if self.rollback {
+            self.env
+                .get(ROLLBACK_EXECUTION_ENV)
+                .map_or(self.execution_id.as_str(), String::as_str)
+        } else {
+            &self.execution_id
+        }
+    }
+}
+
+/// Set on rollback runs: the execution whose artifacts they deploy.
+pub const ROLLBACK_EXECUTION_ENV: &str = "CONVEYOR_ROLLBACK_EXECUTION";
+
+/// What an artifact is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArtifactKind {
+    /// The deployable package, built once.
+    Package,
+    /// A software bill of materials of the package.
+    Sbom,
+    Sarif,
+    TestReport,
+}
+
+impl ArtifactKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArtifactKind::Package => "package",
+            ArtifactKind::Sbom => "sbom",
+            ArtifactKind::Sarif => "sarif",
+            ArtifactKind::TestReport => "test_report",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            ArtifactKind::Package,
+            ArtifactKind::Sbom,
+            ArtifactKind::Sarif,
+            ArtifactKind::TestReport,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+
+    /// Downloaded by the actions of later stages (reports are not).
+    pub fn is_input(self) -> bool {
+        matches!(self, ArtifactKind::Package | ArtifactKind::Sbom)
+    }
+}
+
+/// A file an action declares as output, relative to its workspace.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Output {
+    pub path: String,
+    pub kind: ArtifactKind,
+}
+
+/// A stored, signed artifact.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Artifact {
+    pub execution_id: String,
+    pub pipeline: String,
+    /// The declared output path.
+    pub name: String,
+    pub action_id: String,
+    pub stage_index: i32,
+    pub kind: ArtifactKind,
+    /// "sha256:<64 hex digits>".
+    pub digest: String,
+    pub size_bytes: i64,
+    pub media_type: String,
+    pub subject_digest: String,
+    pub commit_sha: String,
+    pub signature: conveyor_platform::signing::Signature,
+    pub annotations: std::collections::BTreeMap<String, String>,
+    pub create_time: DateTime<Utc>,
 }

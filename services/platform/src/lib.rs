@@ -5,6 +5,7 @@ pub mod config;
 pub mod database;
 pub mod queue;
 pub mod server;
+pub mod signing;
 pub mod telemetry;
 
 pub use server::{ServerConfig, shutdown_signal};

@@ -4,6 +4,7 @@
 //! (STALE_ATTEMPT) means the attempt was given to someone else: the worker
 //! stops it and discards the result.
 
+mod artifacts;
 pub mod runner;
 pub mod sarif;
 mod ship;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use conveyor_api::execution::v1 as pb;
 use conveyor_api::execution::v1::worker_service_client::WorkerServiceClient;
 use conveyor_platform::queue::{Dispatch, Queue, Reader, RedisQueue, dispatch_stream};
+use conveyor_platform::signing::TrustedKeys;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tonic::transport::Channel;
@@ -41,6 +43,10 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// The first part of every Redis key (as the execution service's).
     pub queue_prefix: String,
+    /// Public keys (SPKI PEM files) whose artifact signatures this worker
+    /// accepts; empty leaves the signature check to the execution service
+    /// (the digest is always checked here).
+    pub trusted_key_files: Vec<PathBuf>,
     pub log_format: conveyor_platform::telemetry::LogFormat,
 }
 
@@ -54,6 +60,7 @@ impl Default for Config {
             name: format!("worker-{}", std::process::id()),
             redis_url: None,
             queue_prefix: "conveyor".to_owned(),
+            trusted_key_files: Vec::new(),
             log_format: conveyor_platform::telemetry::LogFormat::Text,
         }
     }
@@ -83,11 +90,18 @@ pub async fn run_with(
 ) -> anyhow::Result<()> {
     let channel = conveyor_api::client::channel(&config.endpoint)?;
     let client = WorkerServiceClient::new(channel);
+    let trusted = Arc::new(TrustedKeys::from_files(&config.trusted_key_files)?);
+    if trusted.is_empty() {
+        tracing::info!(
+            "no trusted keys configured: artifact signatures are checked by the execution service, digests here"
+        );
+    }
     tokio::fs::create_dir_all(&config.work_dir).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut slots = Vec::new();
     for slot in 0..config.concurrency.max(1) {
         let (client, config, stop) = (client.clone(), config.clone(), stop_rx.clone());
+        let trusted = trusted.clone();
         let reader = match &queue {
             Some(queue) => {
                 let consumer = format!("{}/{slot}", config.name);
@@ -100,7 +114,7 @@ pub async fn run_with(
             None => None,
         };
         slots.push(tokio::spawn(async move {
-            slot_loop(slot, client, config, reader, stop).await
+            slot_loop(slot, client, config, trusted, reader, stop).await
         }));
     }
     let mode = if queue.is_some() {
@@ -187,6 +201,7 @@ async fn slot_loop(
     slot: usize,
     mut client: WorkerServiceClient<Channel>,
     config: Config,
+    trusted: Arc<TrustedKeys>,
     mut reader: Option<Box<dyn Reader>>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -197,7 +212,7 @@ async fn slot_loop(
             _ = stop.wait_for(|s| *s) => break,
         };
         match next {
-            Ok(Some(task)) => run_task(&mut client, &config, &worker, task).await,
+            Ok(Some(task)) => run_task(&mut client, &config, &trusted, &worker, task).await,
             Ok(None) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "waiting for work failed; retrying");
@@ -217,11 +232,12 @@ fn to_duration(d: Option<prost_types::Duration>, default: Duration) -> Duration 
 pub async fn run_task(
     client: &mut WorkerServiceClient<Channel>,
     config: &Config,
+    trusted: &TrustedKeys,
     worker: &str,
     task: pb::Task,
 ) {
     let span = tracing::info_span!("attempt", action = %task.action, attempt = task.attempt, execution = %task.execution);
-    run_attempt(client, config, worker, task)
+    run_attempt(client, config, trusted, worker, task)
         .instrument(span)
         .await;
 }
@@ -229,6 +245,7 @@ pub async fn run_task(
 async fn run_attempt(
     client: &mut WorkerServiceClient<Channel>,
     config: &Config,
+    trusted: &TrustedKeys,
     worker: &str,
     task: pb::Task,
 ) {
@@ -242,35 +259,17 @@ async fn run_attempt(
         to_duration(task.heartbeat_interval, Duration::from_secs(10)),
         stop_tx,
     ));
-    let source = task.source.clone().unwrap_or_default();
-    let (ended, output) =
-        match runner::checkout(&source.repository, &source.commit_sha, &workspace).await {
-            Err(e) => (
-                Ended::SetupFailed(format!("cannot check out the source: {e}")),
-                String::new(),
-            ),
-            Ok(()) => {
-                let env = environment(&task, &workspace);
-                let job = Job {
-                    command: &task.command,
-                    workspace: &workspace,
-                    env,
-                    timeout: to_duration(task.timeout, Duration::from_secs(15 * 60)),
-                };
-                let (sink, output) = tokio::sync::mpsc::channel(64);
-                let shipper = ship::Shipper {
-                    client: client.clone(),
-                    action_run: task.action_run.clone(),
-                    attempt: task.attempt,
-                    worker: worker.to_owned(),
-                };
-                let shipping = tokio::spawn(shipper.run(output));
-                let ran = runner::run(job, stop_rx, Some(sink)).await;
-                // The sink is dropped with the run: the shipper flushes and ends.
-                let _ = shipping.await;
-                ran
-            }
-        };
+    let (sink, output) = tokio::sync::mpsc::channel(64);
+    let shipper = ship::Shipper {
+        client: client.clone(),
+        action_run: task.action_run.clone(),
+        attempt: task.attempt,
+        worker: worker.to_owned(),
+    };
+    let shipping = tokio::spawn(shipper.run(output));
+    let (ended, output) = prepare_and_run(client, &task, &workspace, trusted, stop_rx, sink).await;
+    // The sink is dropped with the run: the shipper flushes and ends.
+    let _ = shipping.await;
     let stale = if heartbeat.is_finished() {
         matches!(heartbeat.await, Ok(HeartbeatEnd::Stale))
     } else {
@@ -330,6 +329,16 @@ async fn run_attempt(
             message = why;
         }
     }
+    let mut artifacts = Vec::new();
+    if outcome == pb::TaskOutcome::Succeeded {
+        match artifacts::store_outputs(client, &task, worker, &workspace).await {
+            Ok(stored) => artifacts = stored,
+            Err(why) => {
+                outcome = pb::TaskOutcome::Failed;
+                message = why;
+            }
+        }
+    }
     remove_workspace(&workspace).await;
     let report = pb::ReportResultRequest {
         action_run: task.action_run.clone(),
@@ -339,6 +348,7 @@ async fn run_attempt(
         exit_code,
         message,
         findings: Some(findings),
+        artifacts,
         ..Default::default()
     };
     let retry = conveyor_api::client::RetryPolicy {
@@ -357,6 +367,58 @@ async fn run_attempt(
             tracing::warn!(code = ?status.code(), message = status.message(), "report refused")
         }
     }
+}
+
+/// Checks out the source, fetches and verifies the inputs, and runs the
+/// command; what it prints goes to `sink`.
+async fn prepare_and_run(
+    client: &mut WorkerServiceClient<Channel>,
+    task: &pb::Task,
+    workspace: &std::path::Path,
+    trusted: &TrustedKeys,
+    stop: watch::Receiver<bool>,
+    sink: runner::OutputSink,
+) -> (Ended, String) {
+    let source = task.source.clone().unwrap_or_default();
+    if let Err(e) = runner::checkout(&source.repository, &source.commit_sha, workspace).await {
+        return (
+            Ended::SetupFailed(format!("cannot check out the source: {e}")),
+            String::new(),
+        );
+    }
+    let artifacts_dir = artifacts_dir(workspace);
+    if let Err(e) = tokio::fs::create_dir_all(&artifacts_dir).await {
+        return (
+            Ended::SetupFailed(format!("cannot create {}: {e}", artifacts_dir.display())),
+            String::new(),
+        );
+    }
+    match artifacts::fetch_inputs(client, task, &artifacts_dir, trusted).await {
+        Ok(lines) => {
+            for line in lines {
+                let _ = sink
+                    .send((runner::Pipe::System, format!("{line}\n").into_bytes()))
+                    .await;
+            }
+        }
+        Err(why) => {
+            let _ = sink
+                .send((runner::Pipe::System, format!("{why}\n").into_bytes()))
+                .await;
+            return (Ended::SetupFailed(why), String::new());
+        }
+    }
+    let job = Job {
+        command: &task.command,
+        workspace,
+        env: environment(task, workspace),
+        timeout: to_duration(task.timeout, Duration::from_secs(15 * 60)),
+    };
+    runner::run(job, stop, Some(sink)).await
+}
+
+fn artifacts_dir(workspace: &std::path::Path) -> PathBuf {
+    workspace.join(".conveyor/artifacts")
 }
 
 async fn remove_workspace(workspace: &std::path::Path) {
@@ -399,7 +461,7 @@ fn environment(task: &pb::Task, workspace: &std::path::Path) -> HashMap<String, 
         ("CONVEYOR_WORKSPACE", workspace.display().to_string()),
         (
             "CONVEYOR_ARTIFACTS_DIR",
-            workspace.join(".conveyor/artifacts").display().to_string(),
+            artifacts_dir(workspace).display().to_string(),
         ),
     ] {
         env.insert(key.to_owned(), value);

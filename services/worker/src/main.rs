@@ -28,6 +28,10 @@ struct Args {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     redis_url: Option<String>,
+    /// A public key (SPKI PEM) whose artifact signatures are accepted; repeatable
+    #[arg(long = "trusted-key-file")]
+    #[serde(rename = "trusted_key_files", skip_serializing_if = "Option::is_none")]
+    trusted_key_files: Option<Vec<PathBuf>>,
     /// Where workspaces are created [env: CONVEYOR_WORK_DIR]
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -95,6 +95,8 @@ async fn run_git(args: &[&str], dir: Option<&Path>) -> Result<(), String> {
 pub enum Pipe {
     Stdout,
     Stderr,
+    /// Lines written by the worker itself (artifact checks).
+    System,
 }
 
 /// Where output goes as it is read (besides the tail kept for the report).

@@ -47,6 +47,7 @@ impl Shipper {
                             stream: match pipe {
                                 Pipe::Stdout => pb::LogStream::Stdout,
                                 Pipe::Stderr => pb::LogStream::Stderr,
+                                Pipe::System => pb::LogStream::System,
                             } as i32,
                             offset,
                             data,

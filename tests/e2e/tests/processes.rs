@@ -197,7 +197,20 @@ impl Cluster {
         cluster.start_execution_service();
         wait_port(defs_port).await;
         wait_port(exec_port).await;
+        // The port opens before the service has created its signing key,
+        // whose public half the workers are told to trust.
+        let public_key = cluster.env.dir.path().join("signing.pem.pub");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !public_key.exists() {
+            assert!(Instant::now() < deadline, "no signing key was created");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         cluster
+    }
+
+    /// The execution service's signing key; it creates it on first start.
+    fn signing_key(&self) -> PathBuf {
+        self.env.dir.path().join("signing.pem")
     }
 
     fn start_execution_service(&mut self) {
@@ -213,6 +226,10 @@ impl Cluster {
                 "--definitions-endpoint",
                 &format!("http://127.0.0.1:{}", self.defs_port),
             ])
+            .arg("--artifact-store")
+            .arg(self.env.dir.path().join("artifacts"))
+            .arg("--signing-key-file")
+            .arg(self.signing_key())
             .env("CONVEYOR_LEASE_SECS", "2")
             .env("CONVEYOR_RECONCILE_INTERVAL_SECS", "1")
             .env("CONVEYOR_REDISPATCH_SECS", "2")
@@ -250,7 +267,9 @@ impl Cluster {
             "CONVEYOR_WORK_DIR",
             self.env.dir.path().join(format!("work-{name}")),
         )
-        .env("CONVEYOR_QUEUE_PREFIX", &self.prefix);
+        .env("CONVEYOR_QUEUE_PREFIX", &self.prefix)
+        .arg("--trusted-key-file")
+        .arg(self.env.dir.path().join("signing.pem.pub"));
         if let Some(redis) = &self.env.redis {
             cmd.env("CONVEYOR_REDIS_URL", redis);
         }

@@ -48,6 +48,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         server: server_config.clone(),
         database_url: sqlite("execution"),
         max_connections: 4,
+        artifact_store: args.data_dir.join("artifacts").display().to_string(),
+        signing_key_file: args.data_dir.join("signing-key.pem"),
         ..conveyor_execution::Config::default()
     };
     let mut services = Services::new()?;
@@ -79,6 +81,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         endpoint: format!("http://{addr}"),
         work_dir: args.data_dir.join("work"),
         name: "dev-worker".to_owned(),
+        trusted_key_files: vec![conveyor_platform::signing::public_key_path(
+            &execution_config.signing_key_file,
+        )],
         ..conveyor_worker::Config::default()
     };
     let worker = tokio::spawn(conveyor_worker::run_with(

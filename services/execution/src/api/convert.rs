@@ -213,6 +213,26 @@ pub fn execution(s: &Snapshot, full: bool) -> pb::Execution {
     }
 }
 
+/// Lists the execution's artifacts on it and on the action runs that
+/// stored them.
+pub fn attach_artifacts(out: &mut pb::Execution, s: &Snapshot, stored: &[Artifact]) {
+    out.artifacts = stored.iter().map(artifact_ref).collect();
+    for run in out.stages.iter_mut().flat_map(|st| st.actions.iter_mut()) {
+        let Some(a) = s
+            .actions
+            .iter()
+            .find(|a| action_name(&s.execution, a) == run.name)
+        else {
+            continue;
+        };
+        run.artifacts = stored
+            .iter()
+            .filter(|x| x.action_id == a.id)
+            .map(artifact_ref)
+            .collect();
+    }
+}
+
 pub fn execution_basic(e: &Execution) -> pb::Execution {
     execution(
         &Snapshot {
@@ -223,10 +243,61 @@ pub fn execution_basic(e: &Execution) -> pb::Execution {
             occupied: Default::default(),
             blockers: Vec::new(),
             firing: Default::default(),
-            last_good_commit: None,
+            last_good: None,
         },
         false,
     )
+}
+
+fn artifact_kind(k: ArtifactKind) -> pb::ArtifactKind {
+    match k {
+        ArtifactKind::Package => pb::ArtifactKind::Package,
+        ArtifactKind::Sbom => pb::ArtifactKind::Sbom,
+        ArtifactKind::Sarif => pb::ArtifactKind::Sarif,
+        ArtifactKind::TestReport => pb::ArtifactKind::TestReport,
+    }
+}
+
+pub fn artifact_ref(a: &Artifact) -> common::ArtifactRef {
+    common::ArtifactRef {
+        digest: a.digest.clone(),
+        name: a.name.clone(),
+        size_bytes: a.size_bytes,
+        commit_sha: a.commit_sha.clone(),
+        execution: format!("pipelines/{}/executions/{}", a.pipeline, a.execution_id),
+    }
+}
+
+/// An artifact with its signature; `sbom` is the digest of the SBOM stored
+/// with it (packages only).
+pub fn artifact(a: &Artifact, sbom: &str) -> pb::Artifact {
+    pb::Artifact {
+        r#ref: Some(artifact_ref(a)),
+        kind: artifact_kind(a.kind) as i32,
+        media_type: a.media_type.clone(),
+        signature: Some(pb::Signature {
+            algorithm: a.signature.algorithm.clone(),
+            key_id: a.signature.key_id.clone(),
+            value: a.signature.value.clone(),
+        }),
+        subject_digest: a.subject_digest.clone(),
+        sbom_digest: if a.kind == ArtifactKind::Package {
+            sbom.to_owned()
+        } else {
+            String::new()
+        },
+        annotations: a.annotations.clone().into_iter().collect(),
+        create_time: Some(timestamp(a.create_time)),
+    }
+}
+
+/// Artifacts with each package linked to the SBOM stored beside it.
+pub fn artifacts(list: &[Artifact]) -> Vec<pb::Artifact> {
+    let sbom = list
+        .iter()
+        .find(|a| a.kind == ArtifactKind::Sbom)
+        .map_or("", |a| a.digest.as_str());
+    list.iter().map(|a| artifact(a, sbom)).collect()
 }
 
 /// What a worker needs to run an attempt.
@@ -235,6 +306,7 @@ pub fn task(
     e: &Execution,
     stage: &StageRun,
     lease: std::time::Duration,
+    inputs: &[Artifact],
 ) -> pb::Task {
     pb::Task {
         action_run: action_name(e, a),
@@ -264,13 +336,16 @@ pub fn task(
             seconds: (lease.as_secs() / 3).max(1) as i64,
             nanos: 0,
         }),
+        inputs: artifacts(inputs),
         outputs: a
             .sarif
             .iter()
-            .map(|path| pb::TaskOutput {
+            .map(|path| (path, ArtifactKind::Sarif))
+            .chain(a.outputs.iter().map(|o| (&o.path, o.kind)))
+            .map(|(path, kind)| pb::TaskOutput {
                 name: path.clone(),
                 path: path.clone(),
-                kind: pb::ArtifactKind::Sarif as i32,
+                kind: artifact_kind(kind) as i32,
                 required: true,
             })
             .collect(),

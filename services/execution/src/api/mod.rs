@@ -14,6 +14,7 @@ use conveyor_api::execution::v1::execution_service_server::{
     ExecutionService, ExecutionServiceServer,
 };
 use conveyor_api::execution::v1::worker_service_server::{WorkerService, WorkerServiceServer};
+use futures::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 pub use convert::{
@@ -28,10 +29,6 @@ use crate::store::Lease;
 
 /// The most a claim may wait for work before returning empty-handed.
 const MAX_CLAIM_WAIT: Duration = Duration::from_secs(20);
-
-fn later(what: &str) -> Status {
-    Status::unimplemented(format!("{what} is not implemented yet"))
-}
 
 pub struct ExecutionApi {
     executions: Executions,
@@ -83,8 +80,6 @@ fn full_view(view: i32) -> Result<bool, Error> {
     }
 }
 
-type Empty<T> = tokio_stream::Empty<Result<T, Status>>;
-
 #[tonic::async_trait]
 impl ExecutionService for ExecutionApi {
     async fn start_execution(
@@ -120,7 +115,12 @@ impl ExecutionService for ExecutionApi {
         let (pipeline, id) = convert::parse_execution_name(&r.name)?;
         let full = full_view(r.view)?;
         let snapshot = self.executions.get(pipeline, id).await?;
-        Ok(Response::new(convert::execution(&snapshot, full)))
+        let mut execution = convert::execution(&snapshot, full);
+        if full {
+            let stored = self.executions.artifacts().of_execution(id).await?;
+            convert::attach_artifacts(&mut execution, &snapshot, &stored);
+        }
+        Ok(Response::new(execution))
     }
 
     async fn list_executions(
@@ -446,11 +446,13 @@ impl WorkerService for WorkerApi {
                     .iter()
                     .find(|s| s.index == action.stage_index)
                     .ok_or_else(|| Status::internal("action run without its stage"))?;
+                let inputs = self.executions.artifacts().inputs(&action).await?;
                 Some(convert::task(
                     &action,
                     &snapshot.execution,
                     stage,
                     self.executions.lease,
+                    &inputs,
                 ))
             }
             None => None,
@@ -559,24 +561,110 @@ impl WorkerService for WorkerApi {
 
     async fn upload_artifact(
         &self,
-        _: Request<Streaming<pb::UploadArtifactRequest>>,
+        request: Request<Streaming<pb::UploadArtifactRequest>>,
     ) -> Result<Response<pb::Artifact>, Status> {
-        Err(later("UploadArtifact"))
+        let mut parts = request.into_inner();
+        let first = parts.message().await?.and_then(|m| m.part);
+        let Some(pb::upload_artifact_request::Part::Metadata(metadata)) = first else {
+            return Err(
+                Error::invalid("metadata", "the first message must carry the metadata").into(),
+            );
+        };
+        let upload = upload(metadata)?;
+        let chunks = parts.map(|m| match m {
+            Ok(pb::UploadArtifactRequest {
+                part: Some(pb::upload_artifact_request::Part::Chunk(chunk)),
+            }) => Ok(bytes::Bytes::from(chunk)),
+            Ok(_) => Err(Error::invalid(
+                "chunk",
+                "every message after the first carries bytes",
+            )),
+            Err(status) => Err(Error::Unavailable(format!(
+                "upload stream: {}",
+                status.message()
+            ))),
+        });
+        let artifact = self.executions.artifacts().upload(upload, chunks).await?;
+        Ok(Response::new(convert::artifact(&artifact, "")))
     }
 
     async fn register_artifact(
         &self,
-        _: Request<pb::RegisterArtifactRequest>,
+        request: Request<pb::RegisterArtifactRequest>,
     ) -> Result<Response<pb::Artifact>, Status> {
-        Err(later("RegisterArtifact"))
+        let metadata = request
+            .into_inner()
+            .metadata
+            .ok_or_else(|| Error::invalid("metadata", "required"))?;
+        let artifact = self
+            .executions
+            .artifacts()
+            .register(upload(metadata)?)
+            .await?;
+        Ok(Response::new(convert::artifact(&artifact, "")))
     }
 
-    type DownloadArtifactStream = Empty<pb::DownloadArtifactResponse>;
+    type DownloadArtifactStream =
+        futures::stream::BoxStream<'static, Result<pb::DownloadArtifactResponse, Status>>;
 
     async fn download_artifact(
         &self,
-        _: Request<pb::DownloadArtifactRequest>,
+        request: Request<pb::DownloadArtifactRequest>,
     ) -> Result<Response<Self::DownloadArtifactStream>, Status> {
-        Err(later("DownloadArtifact"))
+        let r = request.into_inner();
+        let id = convert::parse_action_name(&r.action_run)?;
+        let (artifact, bytes) = self
+            .executions
+            .artifacts()
+            .download(&r.digest, id, r.attempt)
+            .await?;
+        let first = pb::DownloadArtifactResponse {
+            part: Some(pb::download_artifact_response::Part::Artifact(
+                convert::artifact(&artifact, ""),
+            )),
+        };
+        let rest = bytes.map(|chunk| {
+            chunk
+                .map(|c| pb::DownloadArtifactResponse {
+                    part: Some(pb::download_artifact_response::Part::Chunk(c.to_vec())),
+                })
+                .map_err(Status::from)
+        });
+        Ok(Response::new(
+            futures::stream::once(async { Ok(first) })
+                .chain(rest)
+                .boxed(),
+        ))
     }
+}
+
+/// Upload metadata, checked for what does not need the database.
+fn upload(m: pb::ArtifactUpload) -> Result<crate::artifacts::Upload, Error> {
+    let action_id = convert::parse_action_name(&m.action_run)?.to_owned();
+    if m.name.is_empty() || m.name.len() > 1024 {
+        return Err(Error::invalid("metadata.name", "1 to 1024 bytes"));
+    }
+    if m.media_type.len() > 256 {
+        return Err(Error::invalid("metadata.media_type", "at most 256 bytes"));
+    }
+    if m.annotations.len() > 64
+        || m.annotations
+            .iter()
+            .any(|(k, v)| k.len() > 256 || v.len() > 4096)
+    {
+        return Err(Error::invalid(
+            "metadata.annotations",
+            "at most 64 entries, keys up to 256 bytes, values up to 4096",
+        ));
+    }
+    Ok(crate::artifacts::Upload {
+        action_id,
+        attempt: m.attempt,
+        name: m.name,
+        media_type: m.media_type,
+        digest: m.digest,
+        size_bytes: m.size_bytes,
+        subject_digest: m.subject_digest,
+        annotations: m.annotations.into_iter().collect(),
+    })
 }

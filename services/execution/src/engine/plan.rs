@@ -13,7 +13,7 @@ pub struct PlanContext {
     pub occupied: std::collections::HashMap<i32, String>,
     pub blockers: Vec<Blocker>,
     pub firing: std::collections::HashSet<String>,
-    pub last_good_commit: Option<String>,
+    pub last_good: Option<crate::model::LastGood>,
 }
 
 /// The stages and actions of a new execution, with the first stage started.
@@ -133,6 +133,7 @@ pub fn plan(
                     wave,
                     target: target.clone(),
                     rollback: false,
+                    outputs: outputs(&action.outputs),
                     dirty: true,
                 });
             }
@@ -146,10 +147,28 @@ pub fn plan(
         occupied: context.occupied,
         blockers: context.blockers,
         firing: context.firing,
-        last_good_commit: context.last_good_commit,
+        last_good: context.last_good,
     };
     advance(&mut snapshot, now);
     snapshot
+}
+
+/// The files an action stores as artifacts (SARIF reports are listed
+/// separately: the gates read them).
+fn outputs(o: &conveyor_definitions::spec::Outputs) -> Vec<Output> {
+    let declared = |paths: &[String], kind| {
+        paths
+            .iter()
+            .map(move |path| Output {
+                path: path.clone(),
+                kind,
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut outputs = declared(&o.artifacts, ArtifactKind::Package);
+    outputs.extend(declared(o.sbom.as_slice(), ArtifactKind::Sbom));
+    outputs.extend(declared(&o.junit, ArtifactKind::TestReport));
+    outputs
 }
 
 /// A deployment's start conditions: its alarms and its time windows.

@@ -25,17 +25,16 @@ pub(super) fn redeploys(kind: &str) -> bool {
 /// An alarm fired during the rollout: stop it, and put every target this
 /// execution touched back on the last good version, newest wave first.
 pub(super) fn start_rollback(s: &mut Snapshot, stage_pos: usize, alarm: &str, now: DateTime<Utc>) {
-    if s.last_good_commit.is_none() {
+    let Some(good) = s.last_good.clone() else {
         // Nothing deployed successfully before: there is no version to go back to.
         let reason = format!(
             "alarm {alarm:?} fired, and no earlier successful deployment exists to roll back to"
         );
         fail(s, stage_pos, reason, now);
         return;
-    }
+    };
     let index = s.stages[stage_pos].index;
     let wave = s.stages[stage_pos].current_wave;
-    let good = s.last_good_commit.clone().unwrap_or_default();
     let mut touched: Vec<ActionRun> = Vec::new();
     for action in s
         .actions
@@ -62,7 +61,14 @@ pub(super) fn start_rollback(s: &mut Snapshot, stage_pos: usize, alarm: &str, no
     for template in touched {
         let mut env = template.env.clone();
         env.insert("CONVEYOR_ROLLBACK".to_owned(), "1".to_owned());
-        env.insert("CONVEYOR_ROLLBACK_COMMIT".to_owned(), good.clone());
+        env.insert(
+            "CONVEYOR_ROLLBACK_COMMIT".to_owned(),
+            good.commit_sha.clone(),
+        );
+        env.insert(
+            crate::model::ROLLBACK_EXECUTION_ENV.to_owned(),
+            good.execution_id.clone(),
+        );
         s.actions.push(ActionRun {
             id: uuid::Uuid::now_v7().simple().to_string(),
             needs: Vec::new(),

@@ -126,6 +126,9 @@ pub mod action_run {
         pub target_region: String,
         /// A run that puts the target back on the last good version.
         pub rollback: bool,
+        /// JSON array of the outputs to store as artifacts.
+        #[sea_orm(column_type = "Text")]
+        pub outputs: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -255,6 +258,44 @@ pub mod alarm {
         pub state_change_time: DateTimeUtc,
         pub observe_time: DateTimeUtc,
         pub update_time: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod artifact {
+    use sea_orm::entity::prelude::*;
+
+    /// An action's output, stored by digest in the artifact store and
+    /// signed by the control plane. One row per execution and name: a
+    /// later attempt's upload replaces an earlier one's.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "artifacts")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub execution_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub name: String,
+        pub pipeline: String,
+        pub action_id: String,
+        pub stage_index: i32,
+        pub kind: String,
+        pub digest: String,
+        pub size_bytes: i64,
+        pub media_type: String,
+        pub subject_digest: String,
+        pub commit_sha: String,
+        pub signature_algorithm: String,
+        pub signature_key_id: String,
+        /// Hex of the signature bytes.
+        pub signature: String,
+        /// JSON object of annotations.
+        #[sea_orm(column_type = "Text")]
+        pub annotations: String,
+        pub create_time: DateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -4,6 +4,7 @@
 //! execution's version is still the one it read (compare-and-set).
 
 mod alarms;
+mod artifacts;
 mod entities;
 mod logs;
 mod migration;
@@ -345,7 +346,7 @@ impl Store {
             occupied: occupied(&self.db, pipeline, id).await?,
             blockers: alarms::active_blockers(&self.db, pipeline).await?,
             firing: alarms::firing(&self.db, pipeline).await?,
-            last_good_commit: last_good_commit(&self.db, pipeline, id).await?,
+            last_good: last_good(&self.db, pipeline, id).await?,
         })
     }
 
@@ -475,16 +476,16 @@ async fn load<C: sea_orm::ConnectionTrait>(db: &C, id: &str) -> Result<Snapshot,
         occupied: occupied(db, &pipeline, id).await?,
         blockers: alarms::active_blockers(db, &pipeline).await?,
         firing: alarms::firing(db, &pipeline).await?,
-        last_good_commit: last_good_commit(db, &pipeline, id).await?,
+        last_good: last_good(db, &pipeline, id).await?,
     })
 }
 
-/// The commit of the pipeline's newest successful deployment before `id`.
-async fn last_good_commit<C: sea_orm::ConnectionTrait>(
+/// The pipeline's newest successful deployment before `id`.
+async fn last_good<C: sea_orm::ConnectionTrait>(
     db: &C,
     pipeline: &str,
     id: &str,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Option<crate::model::LastGood>, StoreError> {
     Ok(execution::Entity::find()
         .filter(execution::Column::Pipeline.eq(pipeline))
         .filter(execution::Column::State.eq(ExecutionState::Succeeded.as_str()))
@@ -493,7 +494,10 @@ async fn last_good_commit<C: sea_orm::ConnectionTrait>(
         .order_by_desc(execution::Column::Id)
         .one(db)
         .await?
-        .map(|e| e.commit_sha))
+        .map(|e| crate::model::LastGood {
+            execution_id: e.id,
+            commit_sha: e.commit_sha,
+        }))
 }
 
 /// Stages of `pipeline` held by executions other than `except`.

@@ -141,6 +141,8 @@ pub fn action_from(m: action_run::Model) -> Result<ActionRun, StoreError> {
     };
     let findings = serde_json::from_str(&m.findings)
         .map_err(|e| corrupt(format!("action {}: findings: {e}", m.id)))?;
+    let outputs = serde_json::from_str(&m.outputs)
+        .map_err(|e| corrupt(format!("action {}: outputs: {e}", m.id)))?;
     Ok(ActionRun {
         state: ActionState::parse(&m.state)
             .ok_or_else(|| corrupt(format!("action {}: state {:?}", m.id, m.state)))?,
@@ -174,6 +176,7 @@ pub fn action_from(m: action_run::Model) -> Result<ActionRun, StoreError> {
         target: (!m.target_account.is_empty())
             .then(|| (m.target_account.clone(), m.target_region.clone())),
         rollback: m.rollback,
+        outputs,
         dirty: false,
     })
 }
@@ -209,5 +212,6 @@ pub fn action_active(a: &ActionRun) -> action_run::ActiveModel {
         target_account: Set(a.target.as_ref().map(|t| t.0.clone()).unwrap_or_default()),
         target_region: Set(a.target.as_ref().map(|t| t.1.clone()).unwrap_or_default()),
         rollback: Set(a.rollback),
+        outputs: Set(json(&a.outputs)),
     }
 }

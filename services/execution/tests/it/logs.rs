@@ -7,7 +7,10 @@ use conveyor_api::execution::v1 as pb;
 
 use crate::support::{ControlPlane, backends, git_repo, pipeline};
 
-async fn read_logs(cp: &mut ControlPlane, request: pb::StreamLogsRequest) -> Vec<pb::LogChunk> {
+pub(crate) async fn read_logs(
+    cp: &mut ControlPlane,
+    request: pb::StreamLogsRequest,
+) -> Vec<pb::LogChunk> {
     let mut stream = cp
         .executions
         .stream_logs(request)
@@ -21,7 +24,7 @@ async fn read_logs(cp: &mut ControlPlane, request: pb::StreamLogsRequest) -> Vec
     chunks
 }
 
-fn text(chunks: &[pb::LogChunk], action: &str) -> String {
+pub(crate) fn text(chunks: &[pb::LogChunk], action: &str) -> String {
     let bytes: Vec<u8> = chunks
         .iter()
         .filter(|c| c.action_run.ends_with(action))

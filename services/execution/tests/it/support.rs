@@ -133,7 +133,10 @@ impl ControlPlane {
                     .into_server(4 << 20),
             )
             .await;
+        let work_dir = tempfile::tempdir().expect("tempdir");
         let config = conveyor_execution::Config {
+            artifact_store: work_dir.path().join("artifacts").display().to_string(),
+            signing_key_file: work_dir.path().join("signing.pem"),
             database_url: backend.url_for("execution"),
             max_connections: 4,
             lease_secs,
@@ -174,7 +177,7 @@ impl ControlPlane {
             task: Some(task),
             worker_stop: None,
             worker_task: None,
-            work_dir: tempfile::tempdir().expect("tempdir"),
+            work_dir,
             queue,
             redis_key,
         }
@@ -187,6 +190,7 @@ impl ControlPlane {
             concurrency: 2,
             work_dir: self.work_dir.path().join("work"),
             name: "test-worker".into(),
+            trusted_key_files: vec![self.work_dir.path().join("signing.pem.pub")],
             ..Default::default()
         };
         let (stop, stopped) = oneshot::channel::<()>();

@@ -41,7 +41,7 @@ spec:
     )
 }
 
-fn lines(log: &std::path::Path) -> Vec<String> {
+pub(crate) fn lines(log: &std::path::Path) -> Vec<String> {
     std::fs::read_to_string(log)
         .unwrap_or_default()
         .lines()
@@ -50,7 +50,7 @@ fn lines(log: &std::path::Path) -> Vec<String> {
 }
 
 /// Waits until the deploy log holds `line`; fails the test after a minute.
-async fn wait_for_line(log: &std::path::Path, line: &str) {
+pub(crate) async fn wait_for_line(log: &std::path::Path, line: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while !lines(log).iter().any(|l| l == line) {
         assert!(
@@ -62,7 +62,7 @@ async fn wait_for_line(log: &std::path::Path, line: &str) {
     }
 }
 
-async fn fire_alarm(cp: &ControlPlane, reason: &str) {
+pub(crate) async fn fire_alarm(cp: &ControlPlane, reason: &str) {
     let channel = conveyor_api::client::channel(&format!("http://{}", cp.addr)).expect("channel");
     AlarmServiceClient::new(channel)
         .set_alarm_state(pb::SetAlarmStateRequest {

@@ -3,12 +3,16 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261127_000001_create_executions;
+mod m20261127_000002_create_artifacts;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261127_000001_create_executions::Migration)]
+        vec![
+            Box::new(m20261127_000001_create_executions::Migration),
+            Box::new(m20261127_000002_create_artifacts::Migration),
+        ]
     }
 }
