@@ -30,7 +30,7 @@ pub fn spawn(executions: Executions) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let client: Client<HttpConnector, Empty<Bytes>> =
             Client::builder(TokioExecutor::new()).build_http();
-        let mut states: HashMap<(String, String), State> = HashMap::new();
+        let mut states: HashMap<(String, String, String), State> = HashMap::new();
         let mut ticker = tokio::time::interval(Duration::from_secs(1));
         loop {
             ticker.tick().await;
@@ -44,22 +44,27 @@ pub fn spawn(executions: Executions) -> tokio::task::JoinHandle<()> {
 async fn pass(
     executions: &Executions,
     client: &Client<HttpConnector, Empty<Bytes>>,
-    states: &mut HashMap<(String, String), State>,
+    states: &mut HashMap<(String, String, String), State>,
 ) -> Result<(), crate::error::Error> {
     let mut live = Vec::new();
     for id in executions.rolling_out_ids().await? {
         let Ok(snapshot) = executions.store().load(&id).await else {
             continue;
         };
-        let probes: Vec<Probe> = snapshot
+        let mut checks: Vec<(Probe, String)> = Vec::new();
+        for stage in snapshot
             .stages
             .iter()
             .filter(|st| st.state == StageState::Running)
-            .filter_map(|st| st.guards.as_ref())
-            .flat_map(|g| g.probes.clone())
-            .collect();
-        for probe in probes {
-            let key = (id.clone(), probe.alarm.clone());
+        {
+            for probe in stage.guards.iter().flat_map(|g| &g.probes) {
+                for url in urls(probe, &snapshot, stage.index) {
+                    checks.push((probe.clone(), url));
+                }
+            }
+        }
+        for (probe, url) in checks {
+            let key = (id.clone(), probe.alarm.clone(), url.clone());
             live.push(key.clone());
             let state = states.entry(key).or_default();
             let now = Instant::now();
@@ -67,11 +72,14 @@ async fn pass(
                 continue;
             }
             state.next_check = Some(now + Duration::from_secs(probe.interval_secs));
-            match check(client, &probe.url).await {
+            match check(client, &url).await {
                 Ok(()) => {
                     state.failures = 0;
-                    if state.alarmed {
-                        state.alarmed = false;
+                    let recovered = std::mem::take(&mut state.alarmed);
+                    let others_alarmed = states
+                        .iter()
+                        .any(|((e, a, _), s)| *e == id && *a == probe.alarm && s.alarmed);
+                    if recovered && !others_alarmed {
                         set(
                             executions,
                             &snapshot.execution.pipeline,
@@ -87,10 +95,8 @@ async fn pass(
                     tracing::info!(execution = %id, alarm = %probe.alarm, failures = state.failures, reason = %why, "health probe failed");
                     if state.failures >= probe.failure_threshold && !state.alarmed {
                         state.alarmed = true;
-                        let reason = format!(
-                            "{} failed {} times in a row: {why}",
-                            probe.url, state.failures
-                        );
+                        let reason =
+                            format!("{url} failed {} times in a row: {why}", state.failures);
                         set(
                             executions,
                             &snapshot.execution.pipeline,
@@ -106,6 +112,33 @@ async fn pass(
     }
     states.retain(|key, _| live.contains(key));
     Ok(())
+}
+
+/// The URLs a probe checks now: its URL, or, when it names
+/// `{target.account}` or `{target.region}`, one URL per target the stage
+/// has deployed so far (targets not yet deployed are not probed).
+fn urls(probe: &Probe, s: &crate::model::Snapshot, stage: i32) -> Vec<String> {
+    if !probe.url.contains("{target.") {
+        return vec![probe.url.clone()];
+    }
+    let mut targets: Vec<&(String, String)> = s
+        .actions
+        .iter()
+        .filter(|a| a.stage_index == stage && !a.rollback)
+        .filter(|a| a.state == crate::model::ActionState::Succeeded)
+        .filter_map(|a| a.target.as_ref())
+        .collect();
+    targets.sort();
+    targets.dedup();
+    targets
+        .into_iter()
+        .map(|(account, region)| {
+            probe
+                .url
+                .replace("{target.account}", account)
+                .replace("{target.region}", region)
+        })
+        .collect()
 }
 
 async fn set(

@@ -195,8 +195,9 @@ async fn without_an_earlier_success_an_alarm_fails_the_rollout() {
     }
 }
 
-/// A health endpoint that answers 200 until told to fail.
-async fn health_server() -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+/// A health endpoint that answers 200 until told to fail, and always 503
+/// on paths containing `sick` (when not empty).
+async fn health_server(sick: &'static str) -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
     use std::sync::atomic::{AtomicBool, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let healthy = std::sync::Arc::new(AtomicBool::new(true));
@@ -210,8 +211,11 @@ async fn health_server() -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>)
             let flag = flag.clone();
             tokio::spawn(async move {
                 let mut buf = [0u8; 1024];
-                let _ = socket.read(&mut buf).await;
-                let status = if flag.load(Ordering::SeqCst) {
+                let n = socket.read(&mut buf).await.unwrap_or(0);
+                let request = String::from_utf8_lossy(&buf[..n]);
+                let request_line = request.lines().next().unwrap_or_default();
+                let is_sick = !sick.is_empty() && request_line.contains(sick);
+                let status = if flag.load(Ordering::SeqCst) && !is_sick {
                     "200 OK"
                 } else {
                     "503 Service Unavailable"
@@ -232,7 +236,7 @@ async fn a_failing_health_probe_rolls_the_rollout_back() {
         let mut cp = ControlPlane::start(&backend, 30).await;
         let repo = git_repo(dir.path());
         let log = dir.path().join("log");
-        let (port, healthy) = health_server().await;
+        let (port, healthy) = health_server("").await;
         let probed = |bake: &str| {
             rollout(&repo, &log, bake).replace(
                 "alarms: [{name: prod-errors}]",
@@ -268,6 +272,66 @@ async fn a_failing_health_probe_rolls_the_rollout_back() {
         assert_eq!(
             lines(&log),
             vec!["deploy us-east-1", "rollback deploy us-east-1"]
+        );
+        cp.stop().await;
+        backend.cleanup().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_per_target_checks_each_target_once_it_is_deployed() {
+    for backend in backends().await {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cp = ControlPlane::start(&backend, 30).await;
+        let repo = git_repo(dir.path());
+        let log = dir.path().join("log");
+        // Only the second wave's target is unhealthy.
+        let (port, _) = health_server("/eu-west-1/").await;
+        let probed = |bake: &str| {
+            rollout(&repo, &log, bake).replace(
+                "alarms: [{name: prod-errors}]",
+                &format!("alarms: [{{name: prod-health, probe: {{url: \"http://127.0.0.1:{port}/{{target.region}}/health\", interval: 1s, failureThreshold: 2}}}}]"),
+            )
+        };
+        // A first rollout whose waves never reach eu-west-1's probe failing:
+        // bake 0 after the last wave, so it succeeds and becomes the last good.
+        cp.apply(&probed("1s").replace(
+            "          - {name: europe, targets: [{account: \"4\", region: eu-west-1}]}\n",
+            "",
+        ))
+        .await;
+        cp.start_worker();
+        let good = cp.start_execution("shop", "").await;
+        let good = cp.wait_done(&good.name, Duration::from_secs(90)).await;
+        assert_eq!(
+            good.state,
+            pb::ExecutionState::Succeeded as i32,
+            "targets not deployed are not probed: {good:#?}"
+        );
+
+        std::fs::remove_file(&log).expect("reset the log");
+        cp.apply(&probed("20s")).await;
+        let started = cp.start_execution("shop", "").await;
+        let done = cp.wait_done(&started.name, Duration::from_secs(90)).await;
+        assert_eq!(
+            done.state,
+            pb::ExecutionState::RolledBack as i32,
+            "{done:#?}"
+        );
+        assert!(
+            done.state_reason.contains("prod-health"),
+            "{}",
+            done.state_reason
+        );
+        assert_eq!(
+            lines(&log),
+            vec![
+                "deploy us-east-1",
+                "deploy eu-west-1",
+                "rollback deploy eu-west-1",
+                "rollback deploy us-east-1",
+            ],
+            "wave one passed its probe; wave two failed it and both went back"
         );
         cp.stop().await;
         backend.cleanup().await;
