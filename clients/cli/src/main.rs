@@ -46,6 +46,8 @@ enum Command {
     Logs(commands::run::LogsArgs),
     /// Run every service in one process on the embedded default (SQLite).
     Dev(commands::dev::DevArgs),
+    /// Run the example application from commit to production on this machine.
+    Demo(commands::demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
             Command::Unblock(args) => commands::holds::unblock(&ctx, args).await,
             Command::Alarm(cmd) => commands::holds::alarm(&ctx, cmd).await,
             Command::Dev(args) => commands::dev::run(args).await,
+            Command::Demo(args) => commands::demo::run(args).await,
         }
     });
     match result {

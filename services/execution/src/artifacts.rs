@@ -26,6 +26,8 @@ use conveyor_platform::signing::{Signer, TrustedKeys};
 pub struct Upload {
     pub action_id: String,
     pub attempt: i32,
+    /// The worker holding the lease; empty skips that check.
+    pub worker: String,
     pub name: String,
     pub media_type: String,
     /// "sha256:<64 hex digits>", computed by the worker.
@@ -87,7 +89,9 @@ pub fn open_store(url: &str) -> anyhow::Result<(Arc<dyn ObjectStore>, Path)> {
             anyhow::anyhow!("cannot create artifact directory {}: {e}", dir.display())
         })?;
     }
-    let (store, prefix) = object_store::parse_url(&parsed).map_err(|e| {
+    // S3 settings (region, endpoint, credentials) come from AWS_* variables.
+    let options = std::env::vars().filter(|(k, _)| k.starts_with("AWS_"));
+    let (store, prefix) = object_store::parse_url_opts(&parsed, options).map_err(|e| {
         anyhow::anyhow!("artifact store {url}: {e} (S3 needs a build with the `s3` feature)")
     })?;
     Ok((Arc::from(store), prefix))
@@ -117,10 +121,19 @@ impl Artifacts {
         self.prefix.clone().join("sha256").join(hex)
     }
 
-    /// The action run, if `attempt` is its current, running attempt.
-    async fn current(&self, action_id: &str, attempt: i32) -> Result<ActionRun, Error> {
+    /// The action run, if `attempt` is its current, running attempt (and,
+    /// when `worker` is named, that worker holds its lease).
+    async fn current(
+        &self,
+        action_id: &str,
+        attempt: i32,
+        worker: &str,
+    ) -> Result<ActionRun, Error> {
         let action = self.store.action(action_id).await?;
-        if action.attempt != attempt || action.state != ActionState::Running {
+        if action.attempt != attempt
+            || action.state != ActionState::Running
+            || (!worker.is_empty() && action.worker != worker)
+        {
             return Err(Error::StaleAttempt {
                 action: action_id.to_owned(),
                 attempt,
@@ -142,7 +155,7 @@ impl Artifacts {
                 format!("must be between 0 and {} bytes", self.max_bytes),
             ));
         }
-        let action = self.current(&u.action_id, u.attempt).await?;
+        let action = self.current(&u.action_id, u.attempt, &u.worker).await?;
         let kind = action
             .outputs
             .iter()
@@ -303,7 +316,7 @@ impl Artifacts {
         attempt: i32,
     ) -> Result<(Artifact, BoxStream<'static, Result<Bytes, Error>>), Error> {
         check_digest(digest, "digest")?;
-        let action = self.current(action_id, attempt).await?;
+        let action = self.current(action_id, attempt, "").await?;
         let artifact = self
             .inputs(&action)
             .await?

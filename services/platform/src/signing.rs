@@ -68,11 +68,32 @@ impl Signer {
             path: path.to_owned(),
             source,
         };
-        match std::fs::read_to_string(path) {
-            Ok(pem) => return Signer::from_pem(&pem, path),
+        let signer = match std::fs::read_to_string(path) {
+            Ok(pem) => Signer::from_pem(&pem, path)?,
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
-            Err(_) => {}
+            Err(_) => Signer::create(path)?,
+        };
+        // Verifiers read the public key from beside the private one.
+        let public = public_key_path(path);
+        if !public.exists() {
+            std::fs::write(&public, signer.public_key_pem()).map_err(|source| {
+                SigningError::Io {
+                    path: public,
+                    source,
+                }
+            })?;
         }
+        Ok(signer)
+    }
+
+    /// Writes a new key to a private temporary file, then links it into
+    /// place: the link fails if another process got there first, and a
+    /// reader never sees a half-written key.
+    fn create(path: &Path) -> Result<Signer, SigningError> {
+        let io = |source| SigningError::Io {
+            path: path.to_owned(),
+            source,
+        };
         let signer = Signer::generate()?;
         let pem = signer
             .key
@@ -84,37 +105,37 @@ impl Signer {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let created = {
+        let mut temporary = path.as_os_str().to_owned();
+        temporary.push(format!(".{}.tmp", std::process::id()));
+        let temporary = PathBuf::from(temporary);
+        let written = (|| {
             use std::os::unix::fs::OpenOptionsExt;
-            std::fs::OpenOptions::new()
+            let mut file = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
-                .open(path)
-        };
-        match created {
-            Ok(mut file) => {
-                file.write_all(pem.as_bytes()).map_err(io)?;
-                file.sync_all().map_err(io)?;
+                .open(&temporary)?;
+            file.write_all(pem.as_bytes())?;
+            file.sync_all()?;
+            std::fs::hard_link(&temporary, path)
+        })();
+        let _ = std::fs::remove_file(&temporary);
+        match written {
+            Ok(()) => {
+                tracing::warn!(
+                    path = %path.display(),
+                    key_id = %signer.key_id,
+                    "created a new artifact signing key; in production, mount one from a secret"
+                );
+                Ok(signer)
             }
             // Another process created it first: use theirs.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 let pem = std::fs::read_to_string(path).map_err(io)?;
-                return Signer::from_pem(&pem, path);
+                Signer::from_pem(&pem, path)
             }
-            Err(e) => return Err(io(e)),
+            Err(e) => Err(io(e)),
         }
-        let public = public_key_path(path);
-        std::fs::write(&public, signer.public_key_pem()).map_err(|source| SigningError::Io {
-            path: public,
-            source,
-        })?;
-        tracing::warn!(
-            path = %path.display(),
-            key_id = %signer.key_id,
-            "created a new artifact signing key; in production, mount one from a secret"
-        );
-        Ok(signer)
     }
 
     /// A key from PKCS#8 PEM text; `path` names it in errors.
@@ -280,10 +301,11 @@ mod tests {
     }
 
     #[test]
-    fn a_created_key_is_reloaded_and_its_public_key_is_trusted() {
+    fn a_created_key_is_reloaded_and_its_public_key_rewritten_and_trusted() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("keys/signing.pem");
         let created = Signer::load_or_create(&path).expect("create");
+        std::fs::remove_file(public_key_path(&path)).expect("lose the public key");
         let loaded = Signer::load_or_create(&path).expect("load");
         assert_eq!(created.key_id(), loaded.key_id());
         let trusted = TrustedKeys::from_files(&[public_key_path(&path)]).expect("public key");

@@ -47,9 +47,18 @@ impl Drop for Telemetry {
 /// when `OTEL_EXPORTER_OTLP_ENDPOINT` is set; h2, hyper, tonic and tower are
 /// kept out of the exported traces so the exporter does not trace itself.
 pub fn init(service: &'static str, format: LogFormat) -> Telemetry {
+    init_with_filter(service, format, "info")
+}
+
+/// [`init`] with `default_filter` where RUST_LOG is not set.
+pub fn init_with_filter(
+    service: &'static str,
+    format: LogFormat,
+    default_filter: &'static str,
+) -> Telemetry {
     global::set_text_map_propagator(TraceContextPropagator::new());
     let env_filter =
-        || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+        || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let fmt = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)

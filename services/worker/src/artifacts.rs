@@ -18,15 +18,18 @@ const CHUNK_BYTES: usize = 1 << 20;
 
 /// `name` as a path under `dir`, refusing anything that would leave it.
 fn inside(dir: &Path, name: &str) -> Result<PathBuf, String> {
-    let relative = Path::new(name);
-    if name.is_empty()
-        || relative
-            .components()
-            .any(|c| !matches!(c, Component::Normal(_)))
-    {
-        return Err(format!("artifact name {name:?} is not a relative path"));
+    let mut path = dir.to_path_buf();
+    for component in Path::new(name).components() {
+        match component {
+            Component::Normal(part) => path.push(part),
+            Component::CurDir => {}
+            _ => return Err(format!("artifact name {name:?} is not a relative path")),
+        }
     }
-    Ok(dir.join(relative))
+    if path == dir {
+        return Err(format!("artifact name {name:?} names no file"));
+    }
+    Ok(path)
 }
 
 /// Downloads and verifies every input of `task` into `dir`; returns a line
@@ -229,7 +232,11 @@ mod tests {
             inside(dir, "dist/app.tar.gz").expect("relative"),
             Path::new("/work/a/dist/app.tar.gz")
         );
-        for bad in ["", "/etc/passwd", "../x", "dist/../../x", "./x"] {
+        assert_eq!(
+            inside(dir, "./dist/app.tar.gz").expect("dot is fine"),
+            Path::new("/work/a/dist/app.tar.gz")
+        );
+        for bad in ["", ".", "/etc/passwd", "../x", "dist/../../x"] {
             assert!(inside(dir, bad).is_err(), "{bad:?} must be refused");
         }
     }

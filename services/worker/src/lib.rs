@@ -270,17 +270,6 @@ async fn run_attempt(
     let (ended, output) = prepare_and_run(client, &task, &workspace, trusted, stop_rx, sink).await;
     // The sink is dropped with the run: the shipper flushes and ends.
     let _ = shipping.await;
-    let stale = if heartbeat.is_finished() {
-        matches!(heartbeat.await, Ok(HeartbeatEnd::Stale))
-    } else {
-        heartbeat.abort();
-        false
-    };
-    if stale {
-        remove_workspace(&workspace).await;
-        tracing::warn!("attempt went stale; result discarded");
-        return;
-    }
     let (mut outcome, exit_code, mut message) = match ended {
         Ended::Exited { code: 0 } => (pb::TaskOutcome::Succeeded, Some(0), String::new()),
         Ended::Exited { code } => (
@@ -338,6 +327,18 @@ async fn run_attempt(
                 message = why;
             }
         }
+    }
+    // The heartbeat kept the lease through the uploads.
+    let stale = if heartbeat.is_finished() {
+        matches!(heartbeat.await, Ok(HeartbeatEnd::Stale))
+    } else {
+        heartbeat.abort();
+        false
+    };
+    if stale {
+        remove_workspace(&workspace).await;
+        tracing::warn!("attempt went stale; result discarded");
+        return;
     }
     remove_workspace(&workspace).await;
     let report = pb::ReportResultRequest {

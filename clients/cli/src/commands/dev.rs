@@ -1,17 +1,20 @@
 //! `conveyor dev`: every implemented service in one process, on one port,
-//! on the embedded default (a SQLite file under the data directory).
+//! on the embedded default (a SQLite file per service under the data
+//! directory, the in-process queue, a local artifact directory) with one
+//! worker. `conveyor demo` runs on the same embedded control plane.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Args;
 use conveyor_platform::ServerConfig;
 use conveyor_platform::server::{self, Services};
 use conveyor_platform::telemetry::{self, LogFormat};
-use std::sync::Arc;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 #[derive(Args)]
 pub struct DevArgs {
@@ -23,77 +26,120 @@ pub struct DevArgs {
     data_dir: PathBuf,
 }
 
+/// The control plane and one worker, running in this process.
+pub struct Embedded {
+    pub addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<anyhow::Result<()>>,
+    worker: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Embedded {
+    /// Starts definitions, execution and a worker of `concurrency` slots on
+    /// `listen`, with their state under `data_dir`.
+    pub async fn start(
+        data_dir: &Path,
+        listen: SocketAddr,
+        concurrency: usize,
+    ) -> anyhow::Result<Embedded> {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("cannot create {}", data_dir.display()))?;
+        let server_config = ServerConfig {
+            listen,
+            ..ServerConfig::default()
+        };
+        // One SQLite file per service: each owns its tables and migrations.
+        let sqlite = |service: &str| {
+            format!(
+                "sqlite://{}",
+                data_dir.join(format!("{service}.db")).display()
+            )
+        };
+        let definitions_config = conveyor_definitions::Config {
+            server: server_config.clone(),
+            database_url: sqlite("definitions"),
+            max_connections: 4,
+            ..conveyor_definitions::Config::default()
+        };
+        let execution_config = conveyor_execution::Config {
+            server: server_config.clone(),
+            database_url: sqlite("execution"),
+            max_connections: 4,
+            artifact_store: data_dir.join("artifacts").display().to_string(),
+            signing_key_file: data_dir.join("signing-key.pem"),
+            ..conveyor_execution::Config::default()
+        };
+        let mut services = Services::new()?;
+        let definitions =
+            conveyor_definitions::register(&mut services, &definitions_config).await?;
+        // Dispatches and events stay in process: no Redis needed.
+        let queue: Arc<dyn conveyor_platform::queue::Queue> =
+            Arc::new(conveyor_platform::queue::InProcessQueue::new());
+        let background = conveyor_execution::register(
+            &mut services,
+            &execution_config,
+            Arc::new(definitions),
+            queue.clone(),
+        )
+        .await?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let addr = listener.local_addr()?;
+
+        let (stop, stop_rx) = watch::channel(false);
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let worker_config = conveyor_worker::Config {
+            endpoint: format!("http://{addr}"),
+            work_dir: data_dir.join("work"),
+            name: "dev-worker".to_owned(),
+            concurrency,
+            trusted_key_files: vec![conveyor_platform::signing::public_key_path(
+                &execution_config.signing_key_file,
+            )],
+            ..conveyor_worker::Config::default()
+        };
+        let worker = tokio::spawn(conveyor_worker::run_with(
+            worker_config,
+            Some(queue),
+            stopped(stop_rx.clone()),
+        ));
+        let server = tokio::spawn(async move {
+            let served = server::serve(listener, &server_config, services, stopped(stop_rx)).await;
+            drop(background);
+            served.map_err(anyhow::Error::from)
+        });
+        Ok(Embedded {
+            addr,
+            stop,
+            server,
+            worker,
+        })
+    }
+
+    /// Stops the worker (after its attempts in flight) and the server.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.worker.await??;
+        self.server.await??;
+        Ok(())
+    }
+
+    /// Waits for Ctrl-C or SIGTERM, then shuts down.
+    pub async fn serve_until_signal(self) -> anyhow::Result<()> {
+        conveyor_platform::shutdown_signal().await;
+        self.shutdown().await
+    }
+}
+
 pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     let _telemetry = telemetry::init("conveyor-dev", LogFormat::Text);
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
-    let server_config = ServerConfig {
-        listen: args.listen,
-        ..ServerConfig::default()
-    };
-    // One SQLite file per service: each owns its tables and migrations.
-    let sqlite = |service: &str| {
-        format!(
-            "sqlite://{}",
-            args.data_dir.join(format!("{service}.db")).display()
-        )
-    };
-    let definitions_config = conveyor_definitions::Config {
-        server: server_config.clone(),
-        database_url: sqlite("definitions"),
-        max_connections: 4,
-        ..conveyor_definitions::Config::default()
-    };
-    let execution_config = conveyor_execution::Config {
-        server: server_config.clone(),
-        database_url: sqlite("execution"),
-        max_connections: 4,
-        artifact_store: args.data_dir.join("artifacts").display().to_string(),
-        signing_key_file: args.data_dir.join("signing-key.pem"),
-        ..conveyor_execution::Config::default()
-    };
-    let mut services = Services::new()?;
-    let definitions = conveyor_definitions::register(&mut services, &definitions_config).await?;
-    // Dispatches and events stay in process: no Redis needed.
-    let queue: Arc<dyn conveyor_platform::queue::Queue> =
-        Arc::new(conveyor_platform::queue::InProcessQueue::new());
-    let background = conveyor_execution::register(
-        &mut services,
-        &execution_config,
-        Arc::new(definitions),
-        queue.clone(),
-    )
-    .await?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let addr = listener.local_addr()?;
-
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        conveyor_platform::shutdown_signal().await;
-        let _ = stop_tx.send(true);
-    });
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
-    let worker_config = conveyor_worker::Config {
-        endpoint: format!("http://{addr}"),
-        work_dir: args.data_dir.join("work"),
-        name: "dev-worker".to_owned(),
-        trusted_key_files: vec![conveyor_platform::signing::public_key_path(
-            &execution_config.signing_key_file,
-        )],
-        ..conveyor_worker::Config::default()
-    };
-    let worker = tokio::spawn(conveyor_worker::run_with(
-        worker_config,
-        Some(queue),
-        stopped(stop_rx.clone()),
-    ));
-
+    let embedded = Embedded::start(&args.data_dir, args.listen, 2).await?;
     eprintln!(
-        "conveyor dev: serving on http://{addr} (data in {})",
+        "conveyor dev: serving on http://{} (data in {})",
+        embedded.addr,
         args.data_dir.display()
     );
     eprintln!(
@@ -102,8 +148,6 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     eprintln!(
         "  try:      conveyor pipeline init --type application > app.yaml && conveyor pipeline apply -f app.yaml"
     );
-    server::serve(listener, &server_config, services, stopped(stop_rx)).await?;
-    drop(background);
-    worker.await??;
+    embedded.serve_until_signal().await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,3 +1,4 @@
+pub mod demo;
 pub mod dev;
 pub mod holds;
 pub mod pipeline;

@@ -362,3 +362,56 @@ fn run_start_waits_for_a_real_execution_in_conveyor_dev() {
         stdout(&o)
     );
 }
+
+/// `conveyor demo --break`: a good release goes from commit to prod, then a
+/// change that fails its health probe in wave 2 is rolled back, and every
+/// copy of the service the demo started is stopped when it ends.
+#[test]
+fn the_demo_ships_a_release_and_rolls_back_a_broken_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("demo");
+    let o = run(conveyor()
+        .args(["demo", "--break", "--data-dir"])
+        .arg(&data));
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}\n{}", stderr(&o));
+    let summary = out.split("\nsummary\n").nth(1).expect("a summary");
+    let mut runs = summary.lines().filter(|l| {
+        l.trim_start()
+            .starts_with("pipelines/demo-shop/executions/")
+    });
+    let first = runs.next().expect("release 1");
+    let second = runs.next().expect("release 2");
+    assert!(first.contains(": succeeded"), "{first}");
+    assert!(second.contains(": rolled back"), "{second}");
+    assert!(second.contains("prod-health"), "{second}");
+    assert!(
+        summary.contains("approved by dana"),
+        "the named approver approved prod: {summary}"
+    );
+    assert!(
+        summary.contains("artifact dist/app.tar.gz sha256:"),
+        "{summary}"
+    );
+    // Release 2 went back to release 1's artifact on wave 2 and the one-box.
+    let rollbacks = out
+        .lines()
+        .filter(|l| l.contains("deploy → ") && l.contains("[rollback]") && l.contains("succeeded"))
+        .count();
+    assert_eq!(rollbacks, 2, "{out}");
+    assert!(out.contains("(wave 3)"), "{out}");
+    // The services it started are gone.
+    let port = summary
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("prod is serving on http://127.0.0.1:")
+        })
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|p| p.parse::<u16>().ok())
+        .expect("a prod port");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the demo stopped its services"
+    );
+}

@@ -133,6 +133,7 @@ pub fn action(e: &Execution, stage: &str, a: &ActionRun) -> pb::ActionRun {
         stage: stage.to_owned(),
         action: a.name.clone(),
         state: action_state(a.state) as i32,
+        rollback: a.rollback,
         wave: a.wave,
         target: a.target.as_ref().map(|(account, region)| common::Target {
             account: account.clone(),

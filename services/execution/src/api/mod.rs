@@ -660,6 +660,7 @@ fn upload(m: pb::ArtifactUpload) -> Result<crate::artifacts::Upload, Error> {
     Ok(crate::artifacts::Upload {
         action_id,
         attempt: m.attempt,
+        worker: m.worker,
         name: m.name,
         media_type: m.media_type,
         digest: m.digest,

@@ -87,6 +87,9 @@ pub(super) fn start_rollback(s: &mut Snapshot, stage_pos: usize, alarm: &str, no
             findings: Findings::default(),
             rollback: true,
             gate: None,
+            // A rollback deploys stored artifacts; it stores none.
+            outputs: Vec::new(),
+            sarif: Vec::new(),
             dirty: true,
             ..template
         });

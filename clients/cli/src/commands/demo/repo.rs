@@ -1,0 +1,74 @@
+//! The demo's source repository: `examples/application/`, embedded in the
+//! binary, written into a fresh git repository with one commit.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context as _, bail};
+
+include!(concat!(env!("OUT_DIR"), "/demo_files.rs"));
+
+/// The example's pipeline definition.
+pub fn pipeline_yaml() -> anyhow::Result<&'static [u8]> {
+    FILES
+        .iter()
+        .find(|(path, _, _)| *path == "pipeline.yaml")
+        .map(|(_, content, _)| *content)
+        .context("the embedded example has no pipeline.yaml")
+}
+
+fn git(repo: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=Demo Developer",
+            "-c",
+            "user.email=dev@demo.invalid",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .current_dir(repo)
+        .output()
+        .context("cannot run git (is it installed?)")?;
+    if !out.status.success() {
+        bail!(
+            "git {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Writes `path` (relative to the repository) with `content`.
+pub fn write(repo: &Path, path: &str, content: &[u8], executable: bool) -> anyhow::Result<()> {
+    let file = repo.join(path);
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&file, content).with_context(|| format!("cannot write {}", file.display()))?;
+    if executable {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(())
+}
+
+/// Creates the repository at `repo` from the embedded example; returns
+/// the commit.
+pub fn create(repo: &Path, message: &str) -> anyhow::Result<String> {
+    std::fs::create_dir_all(repo)?;
+    for (path, content, executable) in FILES {
+        write(repo, path, content, *executable)?;
+    }
+    git(repo, &["init", "--quiet", "--initial-branch=main"])?;
+    commit(repo, message)
+}
+
+/// Commits everything in the work tree; returns the commit.
+pub fn commit(repo: &Path, message: &str) -> anyhow::Result<String> {
+    git(repo, &["add", "--all"])?;
+    git(repo, &["commit", "--quiet", "-m", message])?;
+    git(repo, &["rev-parse", "HEAD"])
+}

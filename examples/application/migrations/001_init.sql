@@ -1,0 +1,3 @@
+-- 001: the initial schema. The demo's "database" only records which
+-- migrations ran (ci/migrate-db.sh), so this file is a comment.
+-- CREATE TABLE greetings (id INTEGER PRIMARY KEY, text TEXT NOT NULL);
