@@ -483,3 +483,47 @@ async fn losing_redis_contents_loses_no_execution() {
     );
     c.env.cleanup().await;
 }
+
+/// The example application's DPRA pipeline, from commit to prod, on the
+/// services as separate processes with two workers: `conveyor demo` drives
+/// it against this control plane instead of its embedded one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_pipeline_reaches_prod_across_processes() {
+    let mut c = Cluster::start().await;
+    c.start_worker("w1");
+    c.start_worker("w2");
+    let output = tokio::process::Command::new(binary("conveyor"))
+        .arg("demo")
+        .arg("--control-plane")
+        .arg(format!("http://127.0.0.1:{}", c.exec_port))
+        .arg("--definitions")
+        .arg(format!("http://127.0.0.1:{}", c.defs_port))
+        .arg("--data-dir")
+        .arg(c.env.dir.path().join("demo"))
+        .output()
+        .await
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary = out.split("\nsummary\n").nth(1).expect("a summary");
+    assert!(summary.contains(": succeeded"), "{summary}");
+    assert!(summary.contains("prod   succeeded"), "{summary}");
+    assert!(
+        out.contains("(wave 3)"),
+        "prod reached its last wave: {out}"
+    );
+    // Both workers ran part of it.
+    for worker in ["w1", "w2"] {
+        let log = std::fs::read_to_string(c.env.dir.path().join(format!("{worker}.log")))
+            .unwrap_or_default();
+        assert!(
+            log.contains("attempt reported"),
+            "{worker} ran nothing:\n{log}"
+        );
+    }
+    c.env.cleanup().await;
+}

@@ -45,6 +45,10 @@ pub struct DemoArgs {
     /// services, with workers that can run cargo) instead of starting one.
     #[arg(long, value_name = "URL")]
     control_plane: Option<String>,
+    /// With --control-plane: the definitions service, when it is not
+    /// served at the same address.
+    #[arg(long, value_name = "URL", requires = "control_plane")]
+    definitions: Option<String>,
 }
 
 const AUTHOR: &str = "demo-dev";
@@ -112,7 +116,9 @@ async fn demo(args: &DemoArgs, dir: &Path, state_dir: &Path) -> anyhow::Result<E
         state_dir,
         &dir.join("cache"),
     )?;
-    let pipelines = conveyor_api::pipelines::PipelineClient::new(&endpoint)?;
+    let pipelines = conveyor_api::pipelines::PipelineClient::new(
+        args.definitions.as_deref().unwrap_or(&endpoint),
+    )?;
     let applied = pipelines
         .apply(defs::ApplyPipelineRequest {
             source: Some(defs::PipelineSource {
