@@ -108,7 +108,54 @@ fn targets(s: &Snapshot, stage: i32, wave: Option<i32>) -> Vec<common::Target> {
 }
 
 /// The messages announcing the transitions of `s`.
-pub fn outgoing(s: &Snapshot) -> Vec<Outgoing> {
+/// The artifacts events name: what this execution built (packages and
+/// SBOMs), and what a rollback restores.
+#[derive(Debug, Clone, Default)]
+pub struct EventArtifacts {
+    /// Packages and SBOMs this execution stored.
+    pub built: Vec<common::ArtifactRef>,
+    /// This execution's package.
+    pub package: Option<common::ArtifactRef>,
+    /// The last good execution's package, which a rollback restores.
+    pub restored: Option<common::ArtifactRef>,
+}
+
+/// Whether any of `s`'s transitions produces an event that names artifacts.
+pub fn names_artifacts(s: &Snapshot) -> bool {
+    s.transitions.iter().any(|t| {
+        matches!(
+            t,
+            Transition::StageStarted { .. }
+                | Transition::StageEnded { .. }
+                | Transition::ApprovalRequested { .. }
+                | Transition::WaveStarted { .. }
+                | Transition::RollbackStarted { .. }
+                | Transition::RollbackCompleted { .. }
+                | Transition::ExecutionFinished
+        )
+    })
+}
+
+/// An artifact as events and the API name it.
+pub fn artifact_ref(a: &crate::model::Artifact) -> common::ArtifactRef {
+    common::ArtifactRef {
+        digest: a.digest.clone(),
+        name: a.name.clone(),
+        size_bytes: a.size_bytes,
+        commit_sha: a.commit_sha.clone(),
+        execution: format!("pipelines/{}/executions/{}", a.pipeline, a.execution_id),
+    }
+}
+
+pub fn outgoing(s: &Snapshot, artifacts: &EventArtifacts) -> Vec<Outgoing> {
+    // What a deployment stage deploys: everything the build stored.
+    let deployed = |st: &StageRun| {
+        if st.environment.is_empty() {
+            Vec::new()
+        } else {
+            artifacts.built.clone()
+        }
+    };
     let transitions = s.transitions.clone();
     let e = &s.execution;
     let name = execution_name(e);
@@ -136,6 +183,7 @@ pub fn outgoing(s: &Snapshot) -> Vec<Outgoing> {
                         P::StageStarted(ev::StageStarted {
                             context: Some(context(e)),
                             stage: Some(stage_context(st)),
+                            artifacts: deployed(st),
                             ..Default::default()
                         }),
                     ));
@@ -149,6 +197,8 @@ pub fn outgoing(s: &Snapshot) -> Vec<Outgoing> {
                         P::StageSucceeded(ev::StageSucceeded {
                             context: Some(context(e)),
                             stage: Some(stage_context(st)),
+                            // A build stage's are the ones it stored.
+                            artifacts: artifacts.built.clone(),
                             start_time: st.start_time.map(ts),
                             end_time: st.end_time.map(ts),
                             ..Default::default()
@@ -261,6 +311,7 @@ pub fn outgoing(s: &Snapshot) -> Vec<Outgoing> {
                             .map(|w| w.name.clone())
                             .unwrap_or_default(),
                         targets: targets(s, stage, Some(wave)),
+                        artifacts: deployed(st),
                         ..Default::default()
                     }),
                 ));
@@ -320,6 +371,8 @@ pub fn outgoing(s: &Snapshot) -> Vec<Outgoing> {
                         alarm,
                         reason: st.state_reason.clone(),
                         targets: targets(s, stage, None),
+                        failed_artifact: artifacts.package.clone(),
+                        restored_artifact: artifacts.restored.clone(),
                         ..Default::default()
                     }),
                 ));
@@ -335,6 +388,7 @@ pub fn outgoing(s: &Snapshot) -> Vec<Outgoing> {
                         state: pb::RollbackState::Succeeded as i32,
                         targets: targets(s, stage, None),
                         end_time: st.end_time.map(ts),
+                        restored_artifact: artifacts.restored.clone(),
                         ..Default::default()
                     }),
                 ));
@@ -359,6 +413,7 @@ pub fn outgoing(s: &Snapshot) -> Vec<Outgoing> {
                             })
                             .unwrap_or_default(),
                         required_approvals: policy.map_or(0, |p| p.min_approvals as i32),
+                        artifacts: deployed(st),
                         ..Default::default()
                     }),
                 ));
@@ -395,6 +450,7 @@ pub fn outgoing(s: &Snapshot) -> Vec<Outgoing> {
                             .map(|st| st.name.clone())
                             .unwrap_or_default(),
                         commits: vec![commit(e)],
+                        artifacts: artifacts.built.clone(),
                         create_time: Some(ts(e.create_time)),
                         start_time: Some(ts(e.create_time)),
                         end_time: e.end_time.map(ts),

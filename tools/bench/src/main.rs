@@ -3,6 +3,10 @@
 //!
 //!   conveyor-bench validate [--stages 50 --actions-per-stage 10 --iterations 200]
 //!   conveyor-bench get --endpoint URL [--concurrency 32 --seconds 10]
+//!   conveyor-bench executions --definitions URL --execution URL --repository PATH
+//!       [--database-url URL --concurrency 1,16,256 --seconds 20]
+
+mod executions;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +38,28 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         iterations: usize,
     },
+    /// No-op pipelines against running definitions and execution services
+    /// and workers: transition latency, throughput, yardstick.
+    Executions {
+        #[arg(long, default_value = "http://127.0.0.1:7701")]
+        definitions: String,
+        #[arg(long, default_value = "http://127.0.0.1:7702")]
+        execution: String,
+        /// A git repository the workers can clone.
+        #[arg(long)]
+        repository: String,
+        /// The execution service's Postgres, for the commit-rate yardstick.
+        #[arg(long)]
+        database_url: Option<String>,
+        #[arg(long, value_delimiter = ',', default_value = "1,16,256")]
+        concurrency: Vec<usize>,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        #[arg(long, default_value_t = 4)]
+        stages: usize,
+        #[arg(long, default_value_t = 5)]
+        actions_per_stage: usize,
+    },
     /// GetPipeline load against a running service.
     Get {
         #[arg(long, default_value = "http://127.0.0.1:7701")]
@@ -58,6 +84,28 @@ async fn main() -> anyhow::Result<()> {
             concurrency,
             seconds,
         } => get(&endpoint, concurrency, Duration::from_secs(seconds)).await,
+        Command::Executions {
+            definitions,
+            execution,
+            repository,
+            database_url,
+            concurrency,
+            seconds,
+            stages,
+            actions_per_stage,
+        } => {
+            executions::run(executions::Options {
+                definitions,
+                execution,
+                repository,
+                database_url,
+                concurrency,
+                duration: Duration::from_secs(seconds),
+                stages,
+                actions_per_stage,
+            })
+            .await
+        }
     }
 }
 

@@ -259,15 +259,7 @@ fn artifact_kind(k: ArtifactKind) -> pb::ArtifactKind {
     }
 }
 
-pub fn artifact_ref(a: &Artifact) -> common::ArtifactRef {
-    common::ArtifactRef {
-        digest: a.digest.clone(),
-        name: a.name.clone(),
-        size_bytes: a.size_bytes,
-        commit_sha: a.commit_sha.clone(),
-        execution: format!("pipelines/{}/executions/{}", a.pipeline, a.execution_id),
-    }
-}
+pub use crate::events::artifact_ref;
 
 /// An artifact with its signature; `sbom` is the digest of the SBOM stored
 /// with it (packages only).

@@ -104,3 +104,37 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound(execution_id.to_owned()))
     }
 }
+
+/// The artifacts the events of `s`'s transitions name: one query, made only
+/// when an event names artifacts.
+pub(super) async fn for_events<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    s: &crate::model::Snapshot,
+) -> Result<crate::events::EventArtifacts, StoreError> {
+    let mut ids = vec![s.execution.id.clone()];
+    ids.extend(s.last_good.as_ref().map(|g| g.execution_id.clone()));
+    let rows = artifact::Entity::find()
+        .filter(artifact::Column::ExecutionId.is_in(ids))
+        .filter(
+            artifact::Column::Kind
+                .is_in([ArtifactKind::Package.as_str(), ArtifactKind::Sbom.as_str()]),
+        )
+        .order_by_asc(artifact::Column::Name)
+        .all(db)
+        .await?;
+    let mut out = crate::events::EventArtifacts::default();
+    for row in rows {
+        let a = from_row(row)?;
+        let reference = crate::events::artifact_ref(&a);
+        let package = a.kind == ArtifactKind::Package;
+        if a.execution_id == s.execution.id {
+            if package && out.package.is_none() {
+                out.package = Some(reference.clone());
+            }
+            out.built.push(reference);
+        } else if package && out.restored.is_none() {
+            out.restored = Some(reference);
+        }
+    }
+    Ok(out)
+}

@@ -85,7 +85,7 @@ impl Store {
             return self.load(&existing.id).await;
         }
         let txn = self.db.begin().await?;
-        let messages = crate::events::outgoing(&s);
+        let messages = crate::events::outgoing(&s, &Default::default());
         let inserted = rows::execution_active(&s.execution, request_id.map(str::to_owned))
             .insert(&txn)
             .await;
@@ -621,7 +621,12 @@ async fn save(
         action.dirty = false;
     }
     sync_locks(txn, s).await?;
-    write_outbox(txn, crate::events::outgoing(s)).await
+    let artifacts = if crate::events::names_artifacts(s) {
+        artifacts::for_events(txn, s).await?
+    } else {
+        Default::default()
+    };
+    write_outbox(txn, crate::events::outgoing(s, &artifacts)).await
 }
 
 async fn write_outbox<C: sea_orm::ConnectionTrait>(

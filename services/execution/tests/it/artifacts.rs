@@ -286,6 +286,15 @@ spec:
         std::fs::remove_file(&log).expect("reset the log");
 
         cp.apply(&yaml("30s")).await;
+        let mut events = cp
+            .queue
+            .reader(
+                conveyor_platform::queue::EVENTS_STREAM,
+                "artifacts-test",
+                "t",
+            )
+            .await
+            .expect("reader");
         let bad = cp.start_execution("shop", "").await;
         let bad_id = bad.name.rsplit('/').next().expect("id").to_owned();
         wait_for_line(&log, &format!("us-east-1 built by {bad_id}")).await;
@@ -304,6 +313,49 @@ spec:
             ],
             "the rollback deployed the artifact the last good execution built"
         );
+        // Events name the artifacts: deployed, failed and restored.
+        let (mut rollback, mut finished, mut prod_started) = (None, None, None);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while finished.is_none() && tokio::time::Instant::now() < deadline {
+            for d in events
+                .next(Duration::from_millis(500), 100)
+                .await
+                .expect("events")
+            {
+                use conveyor_api::events::v1::event::Payload;
+                use prost::Message;
+                let event = conveyor_api::events::v1::Event::decode(d.payload.as_slice())
+                    .expect("an Event");
+                match event.payload {
+                    Some(Payload::RollbackStarted(r)) => rollback = Some(r),
+                    Some(Payload::StageStarted(st))
+                        if st.stage.as_ref().is_some_and(|s| s.stage == "prod") =>
+                    {
+                        prod_started = Some(st)
+                    }
+                    Some(Payload::ExecutionFinished(f))
+                        if f.context.as_ref().is_some_and(|c| c.execution == bad.name) =>
+                    {
+                        finished = Some(f)
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let rollback = rollback.expect("execution.rollback.started");
+        let failed = rollback.failed_artifact.expect("failed artifact");
+        let restored = rollback.restored_artifact.expect("restored artifact");
+        assert_eq!(failed.name, "dist/app.txt");
+        assert!(failed.execution.ends_with(&bad_id), "{failed:?}");
+        assert!(restored.execution.ends_with(&good_id), "{restored:?}");
+        assert_ne!(failed.digest, restored.digest);
+        let deployed = prod_started.expect("prod stage started").artifacts;
+        assert_eq!(
+            deployed,
+            vec![failed.clone()],
+            "prod deploys the build's package"
+        );
+        assert_eq!(finished.expect("finished").artifacts, vec![failed]);
         cp.stop().await;
         backend.cleanup().await;
     }

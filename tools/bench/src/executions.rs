@@ -1,0 +1,274 @@
+//! `conveyor-bench executions`: no-op pipelines against running definitions
+//! and execution services and their workers (separate processes; see
+//! scripts/bench). Reports, in one run:
+//!
+//! - stage-transition latency: from the last action of a stage reported done
+//!   (its end time) to each action of the next stage running (its start
+//!   time, set when a worker claims it); both are the execution service's
+//!   clock;
+//! - sustained no-op actions per second at each concurrency level;
+//! - how long one 4-stage, 20-action execution takes end to end;
+//! - the yardstick: single-row INSERT commits per second of 16 concurrent
+//!   connections to the same database.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use conveyor_api::common::v1::SpecFormat;
+use conveyor_api::definitions::v1 as defs;
+use conveyor_api::definitions::v1::pipeline_service_client::PipelineServiceClient;
+use conveyor_api::execution::v1 as pb;
+use conveyor_api::execution::v1::execution_service_client::ExecutionServiceClient;
+use hdrhistogram::Histogram;
+use prost_types::Timestamp;
+use tonic::transport::Channel;
+
+use crate::latency_histogram;
+
+pub struct Options {
+    pub definitions: String,
+    pub execution: String,
+    pub repository: String,
+    pub database_url: Option<String>,
+    pub concurrency: Vec<usize>,
+    pub duration: Duration,
+    pub stages: usize,
+    pub actions_per_stage: usize,
+}
+
+/// Stages run one after another; the actions of a stage run in parallel.
+fn noop_spec(repository: &str, stages: usize, per_stage: usize) -> String {
+    let mut yaml = format!(
+        "apiVersion: conveyor/v1\nkind: Pipeline\nmetadata: {{name: noop, project: bench}}\nspec:\n  type: application\n  executionMode: parallel\n  source: {{repository: \"{repository}\"}}\n  stages:\n"
+    );
+    for s in 0..stages {
+        yaml.push_str(&format!("    - name: stage-{s}\n      actions:\n"));
+        for a in 0..per_stage {
+            yaml.push_str(&format!(
+                "        - {{name: action-{a}, kind: custom, run: \"true\"}}\n"
+            ));
+        }
+    }
+    yaml
+}
+
+fn micros(t: &Option<Timestamp>) -> Option<i64> {
+    t.as_ref()
+        .map(|t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1000)
+}
+
+/// Records each stage boundary of a finished execution: next stage's
+/// action start minus the previous stage's last action end.
+fn record_transitions(e: &pb::Execution, histogram: &mut Histogram<u64>) {
+    for pair in e.stages.windows(2) {
+        let Some(done) = pair[0]
+            .actions
+            .iter()
+            .filter_map(|a| micros(&a.end_time))
+            .max()
+        else {
+            continue;
+        };
+        for a in &pair[1].actions {
+            if let Some(start) = micros(&a.start_time) {
+                histogram.saturating_record((start - done).max(1) as u64);
+            }
+        }
+    }
+}
+
+fn is_final(state: i32) -> bool {
+    [
+        pb::ExecutionState::Succeeded,
+        pb::ExecutionState::Failed,
+        pb::ExecutionState::Cancelled,
+        pb::ExecutionState::Superseded,
+        pb::ExecutionState::RolledBack,
+    ]
+    .iter()
+    .any(|s| *s as i32 == state)
+}
+
+/// Starts an execution and polls until it ends; returns it (full view).
+async fn one_execution(
+    client: &mut ExecutionServiceClient<Channel>,
+    poll: Duration,
+) -> anyhow::Result<pb::Execution> {
+    let started = client
+        .start_execution(pb::StartExecutionRequest {
+            parent: "pipelines/noop".into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    loop {
+        tokio::time::sleep(poll).await;
+        let e = client
+            .get_execution(pb::GetExecutionRequest {
+                name: started.name.clone(),
+                view: pb::ExecutionView::Basic as i32,
+            })
+            .await?
+            .into_inner();
+        if is_final(e.state) {
+            return Ok(client
+                .get_execution(pb::GetExecutionRequest {
+                    name: started.name,
+                    view: pb::ExecutionView::Full as i32,
+                })
+                .await?
+                .into_inner());
+        }
+    }
+}
+
+struct Level {
+    executions: u64,
+    failed: u64,
+    transitions: Histogram<u64>,
+    durations: Histogram<u64>,
+}
+
+/// `concurrency` loops of start-and-wait for `duration`.
+async fn level(
+    channels: &[Channel],
+    concurrency: usize,
+    duration: Duration,
+) -> anyhow::Result<Level> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let failed = Arc::new(AtomicU64::new(0));
+    // Polling is the benchmark's own load on the service: keep it modest.
+    let poll = Duration::from_millis(if concurrency <= 16 { 10 } else { 100 });
+    let mut tasks = Vec::new();
+    for i in 0..concurrency {
+        let mut client = ExecutionServiceClient::new(channels[i % channels.len()].clone());
+        let (stop, failed) = (stop.clone(), failed.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut transitions, mut durations) = (latency_histogram(), latency_histogram());
+            let mut done = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                match one_execution(&mut client, poll).await {
+                    Ok(e) if e.state == pb::ExecutionState::Succeeded as i32 => {
+                        done += 1;
+                        record_transitions(&e, &mut transitions);
+                        if let (Some(start), Some(end)) =
+                            (micros(&e.create_time), micros(&e.end_time))
+                        {
+                            durations.saturating_record((end - start).max(1) as u64);
+                        }
+                    }
+                    Ok(_) | Err(_) => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            (done, transitions, durations)
+        }));
+    }
+    tokio::time::sleep(duration).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut level = Level {
+        executions: 0,
+        failed: 0,
+        transitions: latency_histogram(),
+        durations: latency_histogram(),
+    };
+    for task in tasks {
+        let (done, t, d) = task.await?;
+        level.executions += done;
+        level.transitions.add(&t)?;
+        level.durations.add(&d)?;
+    }
+    level.failed = failed.load(Ordering::Relaxed);
+    Ok(level)
+}
+
+/// Single-row INSERT commits per second from 16 connections.
+async fn yardstick(url: &str, duration: Duration) -> anyhow::Result<f64> {
+    use sea_orm::{ConnectOptions, ConnectionTrait, Database};
+    let mut options = ConnectOptions::new(url.to_owned());
+    options.max_connections(16).min_connections(16);
+    let db = Database::connect(options)
+        .await
+        .context("yardstick database")?;
+    db.execute_unprepared(
+        "CREATE TABLE IF NOT EXISTS bench_yardstick (id BIGSERIAL PRIMARY KEY, payload TEXT NOT NULL)",
+    )
+    .await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (db, stop) = (db.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                if db
+                    .execute_unprepared("INSERT INTO bench_yardstick (payload) VALUES ('x')")
+                    .await
+                    .is_ok()
+                {
+                    n += 1;
+                }
+            }
+            n
+        }));
+    }
+    tokio::time::sleep(duration).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut total = 0;
+    for t in tasks {
+        total += t.await?;
+    }
+    db.execute_unprepared("DROP TABLE bench_yardstick").await?;
+    Ok(total as f64 / duration.as_secs_f64())
+}
+
+fn ms(h: &Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64 / 1000.0
+}
+
+pub async fn run(o: Options) -> anyhow::Result<()> {
+    let spec = noop_spec(&o.repository, o.stages, o.actions_per_stage);
+    PipelineServiceClient::new(conveyor_api::client::channel(&o.definitions)?)
+        .apply_pipeline(defs::ApplyPipelineRequest {
+            source: Some(defs::PipelineSource {
+                content: spec.into_bytes(),
+                format: SpecFormat::Yaml as i32,
+            }),
+            author: "bench".into(),
+            accept_non_conformance: true,
+            ..Default::default()
+        })
+        .await
+        .context("apply the no-op pipeline")?;
+    let channels: Vec<Channel> = (0..8)
+        .map(|_| conveyor_api::client::channel(&o.execution))
+        .collect::<Result<_, _>>()?;
+    let actions = (o.stages * o.actions_per_stage) as f64;
+    // Warm up: connections, caches, the first git clone.
+    level(&channels, 1, Duration::from_secs(2)).await?;
+    for &concurrency in &o.concurrency {
+        let l = level(&channels, concurrency, o.duration).await?;
+        let seconds = o.duration.as_secs_f64();
+        println!(
+            "executions: concurrency {concurrency}: {} executions ({} failed) in {seconds:.0}s, {:.1} actions/s; \
+             stage transition p50 {:.2} ms p99 {:.2} ms; execution ({} stages x {} actions) p50 {:.0} ms p99 {:.0} ms",
+            l.executions,
+            l.failed,
+            l.executions as f64 * actions / seconds,
+            ms(&l.transitions, 0.5),
+            ms(&l.transitions, 0.99),
+            o.stages,
+            o.actions_per_stage,
+            ms(&l.durations, 0.5),
+            ms(&l.durations, 0.99),
+        );
+    }
+    if let Some(url) = &o.database_url {
+        let rate = yardstick(url, o.duration).await?;
+        println!("yardstick: single-row INSERT commits, 16 connections: {rate:.0}/s");
+    }
+    Ok(())
+}
