@@ -259,6 +259,34 @@ pub struct Guards {
     /// each sets its alarm.
     #[serde(default)]
     pub probes: Vec<Probe>,
+    /// On an alarm, put every touched target back on the last good version
+    /// (else stop the rollout and leave the targets as they are).
+    #[serde(default = "yes")]
+    pub auto_rollback: bool,
+    /// Most of a wave's targets deploying at once, as a percentage.
+    #[serde(default = "hundred")]
+    pub max_batch_percent: u32,
+    /// Share of a wave's targets that must not be deploying at any time.
+    #[serde(default)]
+    pub min_healthy_percent: u32,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn hundred() -> u32 {
+    100
+}
+
+impl Guards {
+    /// How many of a wave's `targets` may deploy at once (at least one).
+    pub fn batch_size(&self, targets: usize) -> usize {
+        let share = |percent: u32| (targets * percent as usize).div_ceil(100);
+        let by_batch = share(self.max_batch_percent.min(100));
+        let by_healthy = targets.saturating_sub(share(self.min_healthy_percent.min(99)));
+        by_batch.min(by_healthy).max(1)
+    }
 }
 
 /// A built-in HTTP health check behind an alarm.

@@ -398,7 +398,18 @@ pub fn advance(s: &mut Snapshot, now: DateTime<Utc>) {
         let rollout = !s.stages[stage_pos].waves.is_empty();
         // A rollout watches its alarms from the first deploy to the end of the last bake.
         if rollout && let Some(alarm) = firing_alarm(s, stage_pos) {
-            start_rollback(s, stage_pos, &alarm, now);
+            let auto = s.stages[stage_pos]
+                .guards
+                .as_ref()
+                .is_none_or(|g| g.auto_rollback);
+            if auto {
+                start_rollback(s, stage_pos, &alarm, now);
+            } else {
+                let reason = format!(
+                    "alarm {alarm:?} fired; automatic rollback is off, so the targets stay as deployed"
+                );
+                fail(s, stage_pos, reason, now);
+            }
             return;
         }
         let failed = s
@@ -433,15 +444,29 @@ pub fn advance(s: &mut Snapshot, now: DateTime<Utc>) {
             .filter(|a| in_scope(a) && a.state == ActionState::Succeeded)
             .map(|a| (a.target.clone(), a.name.clone()))
             .collect();
+        // Rolling limits: how many of the wave's targets may deploy at once.
+        let mut deploying = rollout::deploying_targets(s, index, wave);
+        let batch = if rollout {
+            let targets = rollout::wave_targets(s, index, wave);
+            s.stages[stage_pos]
+                .guards
+                .as_ref()
+                .map_or(targets, |g| g.batch_size(targets))
+        } else {
+            usize::MAX
+        };
         let mut all_done = true;
         for action in s.actions.iter_mut().filter(|a| in_scope(a)) {
+            let target_may_start = deploying.contains(&action.target) || deploying.len() < batch;
             if action.state == ActionState::Pending
+                && target_may_start
                 && action
                     .needs
                     .iter()
                     .all(|n| succeeded.contains(&(action.target.clone(), n.clone())))
             {
                 queue(&mut s.transitions, action, now);
+                deploying.insert(action.target.clone());
             }
             all_done &= action.state == ActionState::Succeeded;
         }

@@ -67,12 +67,8 @@ pub fn plan(
             waves: stage
                 .deployment
                 .iter()
-                .flat_map(|d| {
-                    d.waves.iter().map(|w| WavePlan {
-                        name: w.name.clone(),
-                        bake_secs: w.bake_time.unwrap_or(d.bake_time).get().as_secs(),
-                    })
-                })
+                .flat_map(waves)
+                .map(|(plan, _)| plan)
                 .collect(),
             current_wave: 0,
             bake_until: None,
@@ -81,14 +77,13 @@ pub fn plan(
         // A rollout runs the stage's actions once per target, wave by wave;
         // other stages run them once.
         let placements: Vec<(i32, Option<(String, String)>)> = match &stage.deployment {
-            Some(d) if !d.waves.is_empty() => d
-                .waves
-                .iter()
+            Some(d) if !d.waves.is_empty() => waves(d)
+                .into_iter()
                 .enumerate()
-                .flat_map(|(w, wave)| {
-                    wave.targets
-                        .iter()
-                        .map(move |t| (w as i32, Some((t.account.clone(), t.region.clone()))))
+                .flat_map(|(w, (_, targets))| {
+                    targets
+                        .into_iter()
+                        .map(move |t| (w as i32, Some((t.account, t.region))))
                 })
                 .collect(),
             _ => vec![(0, None)],
@@ -171,6 +166,49 @@ fn outputs(o: &conveyor_definitions::spec::Outputs) -> Vec<Output> {
     outputs
 }
 
+/// A deployment's waves in order, with their targets. A wave with
+/// `oneBox` becomes two: its first target alone, baked for the one-box bake
+/// time, then the rest of its targets.
+fn waves(
+    d: &conveyor_definitions::spec::Deployment,
+) -> Vec<(WavePlan, Vec<conveyor_definitions::spec::TargetRef>)> {
+    let mut out = Vec::new();
+    for w in &d.waves {
+        let bake_secs = w.bake_time.unwrap_or(d.bake_time).get().as_secs();
+        match &w.one_box {
+            Some(one_box) if !w.targets.is_empty() => {
+                let one_box_bake = one_box.bake_time.get().as_secs();
+                if w.targets.len() == 1 {
+                    let plan = WavePlan {
+                        name: w.name.clone(),
+                        bake_secs: bake_secs.max(one_box_bake),
+                    };
+                    out.push((plan, w.targets.clone()));
+                    continue;
+                }
+                let first = WavePlan {
+                    name: format!("{}/one-box", w.name),
+                    bake_secs: one_box_bake,
+                };
+                out.push((first, w.targets[..1].to_vec()));
+                let rest = WavePlan {
+                    name: w.name.clone(),
+                    bake_secs,
+                };
+                out.push((rest, w.targets[1..].to_vec()));
+            }
+            _ => out.push((
+                WavePlan {
+                    name: w.name.clone(),
+                    bake_secs,
+                },
+                w.targets.clone(),
+            )),
+        }
+    }
+    out
+}
+
 /// A deployment's start conditions: its alarms and its time windows.
 pub(super) fn guards(d: &conveyor_definitions::spec::Deployment) -> Guards {
     use conveyor_definitions::spec::Weekday;
@@ -201,11 +239,24 @@ pub(super) fn guards(d: &conveyor_definitions::spec::Deployment) -> Guards {
             exclude_dates: w.exclude_dates.clone(),
         })
         .collect();
+    // One-box alarms are watched with the deployment's own, from the first deploy.
+    let alarms: Vec<&conveyor_definitions::spec::Alarm> = d
+        .alarms
+        .iter()
+        .chain(
+            d.waves
+                .iter()
+                .filter_map(|w| w.one_box.as_ref())
+                .flat_map(|o| &o.alarms),
+        )
+        .collect();
     Guards {
-        alarms: d.alarms.iter().map(|a| a.name.clone()).collect(),
+        alarms: alarms.iter().map(|a| a.name.clone()).collect(),
         windows,
-        probes: d
-            .alarms
+        auto_rollback: d.auto_rollback,
+        max_batch_percent: d.rolling.as_ref().map_or(100, |r| r.max_batch_percent),
+        min_healthy_percent: d.rolling.as_ref().map_or(0, |r| r.min_healthy_percent),
+        probes: alarms
             .iter()
             .filter_map(|a| {
                 let p = a.probe.as_ref()?;

@@ -14,6 +14,41 @@ pub(super) fn firing_alarm(s: &Snapshot, stage_pos: usize) -> Option<String> {
         .cloned()
 }
 
+/// How many targets wave `wave` of stage `index` has.
+pub(super) fn wave_targets(s: &Snapshot, index: i32, wave: i32) -> usize {
+    s.actions
+        .iter()
+        .filter(|a| a.stage_index == index && !a.rollback && a.wave == wave)
+        .map(|a| &a.target)
+        .collect::<std::collections::HashSet<_>>()
+        .len()
+}
+
+/// The wave's targets being deployed now: some of their actions started,
+/// not all of them succeeded.
+pub(super) fn deploying_targets(
+    s: &Snapshot,
+    index: i32,
+    wave: i32,
+) -> std::collections::HashSet<Option<(String, String)>> {
+    let mut started = std::collections::HashSet::new();
+    let mut unfinished = std::collections::HashSet::new();
+    for a in s
+        .actions
+        .iter()
+        .filter(|a| a.stage_index == index && !a.rollback && a.wave == wave)
+    {
+        if a.state != ActionState::Pending {
+            started.insert(a.target.clone());
+        }
+        if a.state != ActionState::Succeeded {
+            unfinished.insert(a.target.clone());
+        }
+    }
+    started.retain(|t| unfinished.contains(t));
+    started
+}
+
 /// Kinds that change a target, and so run again to roll it back.
 pub(super) fn redeploys(kind: &str) -> bool {
     matches!(

@@ -337,3 +337,186 @@ async fn a_probe_per_target_checks_each_target_once_it_is_deployed() {
         backend.cleanup().await;
     }
 }
+
+/// One wave of four targets, deployed by a command that logs its start and
+/// end around a short sleep.
+fn wide_wave(repo: &std::path::Path, log: &std::path::Path, deployment: &str) -> String {
+    format!(
+        r#"apiVersion: conveyor/v1
+kind: Pipeline
+metadata: {{name: shop}}
+spec:
+  type: application
+  source: {{repository: "{repo}"}}
+  environments:
+    - {{name: prod, tier: production, account: "4", regions: [r1, r2, r3, r4]}}
+  stages:
+    - name: build
+      actions:
+        - {{name: compile, kind: build, run: "true"}}
+    - name: prod
+      environment: prod
+      actions:
+        - name: deploy
+          kind: deploy
+          run: 'echo "start $CONVEYOR_TARGET_REGION" >> {log}; sleep 0.4; echo "end $CONVEYOR_TARGET_REGION" >> {log}'
+      deployment:
+        waves:
+          - name: all
+            targets: [{{account: "4", region: r1}}, {{account: "4", region: r2}}, {{account: "4", region: r3}}, {{account: "4", region: r4}}]
+{deployment}
+        bakeTime: 1s
+        alarms: [{{name: prod-errors}}]
+"#,
+        repo = repo.display(),
+        log = log.display()
+    )
+}
+
+/// The most deploys running at once, from a start/end log.
+fn most_at_once(lines: &[String]) -> usize {
+    let (mut now, mut most) = (0usize, 0usize);
+    for line in lines {
+        if line.starts_with("start") {
+            now += 1;
+            most = most.max(now);
+        } else {
+            now = now.saturating_sub(1);
+        }
+    }
+    most
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_limits_how_many_targets_of_a_wave_deploy_at_once() {
+    for backend in backends().await {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cp = ControlPlane::start(&backend, 30).await;
+        let repo = git_repo(dir.path());
+        let (unlimited, limited) = (dir.path().join("unlimited"), dir.path().join("limited"));
+        // The worker runs two attempts at once: without a limit, two
+        // targets deploy together; with maxBatchPercent 25, one.
+        cp.apply(&wide_wave(&repo, &unlimited, "")).await;
+        cp.start_worker();
+        let first = cp.start_execution("shop", "").await;
+        let first = cp.wait_done(&first.name, Duration::from_secs(60)).await;
+        assert_eq!(
+            first.state,
+            pb::ExecutionState::Succeeded as i32,
+            "{first:#?}"
+        );
+        assert_eq!(
+            most_at_once(&lines(&unlimited)),
+            2,
+            "{:?}",
+            lines(&unlimited)
+        );
+
+        cp.apply(&wide_wave(
+            &repo,
+            &limited,
+            "        rolling: {maxBatchPercent: 25}",
+        ))
+        .await;
+        let second = cp.start_execution("shop", "").await;
+        let second = cp.wait_done(&second.name, Duration::from_secs(60)).await;
+        assert_eq!(
+            second.state,
+            pb::ExecutionState::Succeeded as i32,
+            "{second:#?}"
+        );
+        assert_eq!(lines(&limited).len(), 8, "every target deployed");
+        assert_eq!(most_at_once(&lines(&limited)), 1, "{:?}", lines(&limited));
+        cp.stop().await;
+        backend.cleanup().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_box_deploys_alone_and_bakes_before_the_rest_of_its_wave() {
+    for backend in backends().await {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cp = ControlPlane::start(&backend, 30).await;
+        let repo = git_repo(dir.path());
+        let log = dir.path().join("log");
+        let yaml = wide_wave(&repo, &log, "").replace(
+            "            targets: [{account: \"4\", region: r1},",
+            "            oneBox: {bakeTime: 1s}\n            targets: [{account: \"4\", region: r1},",
+        );
+        cp.apply(&yaml).await;
+        cp.start_worker();
+        let started = cp.start_execution("shop", "").await;
+        let done = cp.wait_done(&started.name, Duration::from_secs(60)).await;
+        assert_eq!(
+            done.state,
+            pb::ExecutionState::Succeeded as i32,
+            "{done:#?}"
+        );
+        let log = lines(&log);
+        assert_eq!(
+            log[..2],
+            ["start r1", "end r1"],
+            "the one-box went first, alone: {log:?}"
+        );
+        let prod = &done.stages[1];
+        let r1 = prod
+            .actions
+            .iter()
+            .find(|a| a.target.as_ref().is_some_and(|t| t.region == "r1"))
+            .expect("r1");
+        assert_eq!(r1.wave, 0);
+        let rest_start = prod
+            .actions
+            .iter()
+            .filter(|a| a.wave == 1)
+            .map(|a| a.start_time.expect("started").seconds)
+            .min()
+            .expect("the rest of the wave");
+        assert!(
+            rest_start >= r1.end_time.expect("ended").seconds + 1,
+            "the one-box baked before the rest"
+        );
+        cp.stop().await;
+        backend.cleanup().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_auto_rollback_an_alarm_stops_the_rollout_where_it_is() {
+    for backend in backends().await {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cp = ControlPlane::start(&backend, 30).await;
+        let repo = git_repo(dir.path());
+        let log = dir.path().join("log");
+        let yaml = |bake: &str| {
+            rollout(&repo, &log, bake).replace(
+                "        alarms: [{name: prod-errors}]",
+                "        alarms: [{name: prod-errors}]\n        autoRollback: false",
+            )
+        };
+        cp.apply(&yaml("1s")).await;
+        cp.start_worker();
+        let good = cp.start_execution("shop", "").await;
+        let good = cp.wait_done(&good.name, Duration::from_secs(90)).await;
+        assert_eq!(good.state, pb::ExecutionState::Succeeded as i32);
+        std::fs::remove_file(&log).expect("reset the log");
+        cp.apply(&yaml("20s")).await;
+        let started = cp.start_execution("shop", "").await;
+        wait_for_line(&log, "deploy us-east-1").await;
+        fire_alarm(&cp, "errors").await;
+        let done = cp.wait_done(&started.name, Duration::from_secs(60)).await;
+        assert_eq!(done.state, pb::ExecutionState::Failed as i32, "{done:#?}");
+        assert!(
+            done.state_reason.contains("automatic rollback is off"),
+            "{}",
+            done.state_reason
+        );
+        assert_eq!(
+            lines(&log),
+            vec!["deploy us-east-1"],
+            "nothing was rolled back"
+        );
+        cp.stop().await;
+        backend.cleanup().await;
+    }
+}
