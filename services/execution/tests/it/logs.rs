@@ -161,3 +161,53 @@ async fn follow_streams_output_until_the_execution_ends() {
         backend.cleanup().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_output_is_stored_byte_for_byte() {
+    for backend in backends().await {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cp = ControlPlane::start(&backend, 30).await;
+        let repo = git_repo(dir.path());
+        // Not UTF-8: NUL, 0xff, 0xfe, a lone continuation byte, then random bytes.
+        let yaml = pipeline(
+            "binary",
+            &repo,
+            "printf \"\\\\000\\\\377\\\\376\\\\200end\"",
+            "head -c 30000 /dev/urandom",
+            "",
+        );
+        cp.apply(&yaml).await;
+        cp.start_worker();
+        let started = cp.start_execution("binary", "").await;
+        let done = cp.wait_done(&started.name, Duration::from_secs(60)).await;
+        assert_eq!(
+            done.state,
+            pb::ExecutionState::Succeeded as i32,
+            "{done:#?}"
+        );
+        let chunks = read_logs(
+            &mut cp,
+            pb::StreamLogsRequest {
+                name: started.name.clone(),
+                ..Default::default()
+            },
+        )
+        .await;
+        let bytes = |action: &str, stream: pb::LogStream| -> Vec<u8> {
+            chunks
+                .iter()
+                .filter(|c| c.action_run.ends_with(action) && c.stream == stream as i32)
+                .flat_map(|c| c.data.clone())
+                .collect()
+        };
+        let compile = done.stages[0].actions[0].name.clone();
+        let deploy = done.stages[1].actions[0].name.clone();
+        assert_eq!(
+            bytes(&compile, pb::LogStream::Stdout),
+            b"\x00\xff\xfe\x80end".to_vec()
+        );
+        assert_eq!(bytes(&deploy, pb::LogStream::Stdout).len(), 30000);
+        cp.stop().await;
+        backend.cleanup().await;
+    }
+}
