@@ -11,6 +11,24 @@ pub use generated::conveyor::*;
 pub mod client;
 pub mod pipelines;
 
+impl execution::v1::ExecutionState {
+    /// Whether an execution in this state has ended: no state follows.
+    pub fn is_final(self) -> bool {
+        use execution::v1::ExecutionState as S;
+        matches!(
+            self,
+            S::Succeeded | S::Failed | S::Cancelled | S::Superseded | S::RolledBack
+        )
+    }
+}
+
+impl execution::v1::Execution {
+    /// Whether the execution has ended (an unknown state counts as not).
+    pub fn has_ended(&self) -> bool {
+        execution::v1::ExecutionState::try_from(self.state).is_ok_and(|s| s.is_final())
+    }
+}
+
 /// The encoded file descriptor set of every Conveyor contract, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/conveyor_descriptor.bin"));

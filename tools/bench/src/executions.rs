@@ -79,18 +79,6 @@ fn record_transitions(e: &pb::Execution, histogram: &mut Histogram<u64>) {
     }
 }
 
-fn is_final(state: i32) -> bool {
-    [
-        pb::ExecutionState::Succeeded,
-        pb::ExecutionState::Failed,
-        pb::ExecutionState::Cancelled,
-        pb::ExecutionState::Superseded,
-        pb::ExecutionState::RolledBack,
-    ]
-    .iter()
-    .any(|s| *s as i32 == state)
-}
-
 /// Starts an execution and polls until it ends; returns it (full view).
 async fn one_execution(
     client: &mut ExecutionServiceClient<Channel>,
@@ -112,7 +100,7 @@ async fn one_execution(
             })
             .await?
             .into_inner();
-        if is_final(e.state) {
+        if e.has_ended() {
             return Ok(client
                 .get_execution(pb::GetExecutionRequest {
                     name: started.name,

@@ -293,13 +293,6 @@ async fn wait(
     client: &mut ExecutionServiceClient<Channel>,
     name: &str,
 ) -> anyhow::Result<pb::Execution> {
-    let ended = [
-        pb::ExecutionState::Succeeded,
-        pb::ExecutionState::Failed,
-        pb::ExecutionState::Cancelled,
-        pb::ExecutionState::Superseded,
-        pb::ExecutionState::RolledBack,
-    ];
     loop {
         let e = client
             .get_execution(pb::GetExecutionRequest {
@@ -309,7 +302,7 @@ async fn wait(
             .await
             .map_err(to_anyhow)?
             .into_inner();
-        if ended.iter().any(|s| *s as i32 == e.state) {
+        if e.has_ended() {
             return Ok(e);
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;

@@ -4,12 +4,11 @@
 
 use std::time::Duration;
 
-use conveyor_api::common::v1::Principal;
 use conveyor_api::execution::v1 as pb;
 use sea_orm::ConnectionTrait;
 use sha2::{Digest, Sha256};
 
-use crate::support::{Backend, ControlPlane, backends, git_repo};
+use crate::support::{Backend, ControlPlane, backends, git_repo, ops};
 
 /// Build packages `dist/app.txt` (and an SBOM); beta deploys it from the
 /// artifacts directory into `deployed`.
@@ -40,13 +39,6 @@ spec:
         repo = repo.display(),
         deployed = deployed.display(),
     )
-}
-
-fn ops() -> Option<Principal> {
-    Some(Principal {
-        id: "ops".into(),
-        groups: vec![],
-    })
 }
 
 async fn block_beta(cp: &mut ControlPlane) -> pb::Blocker {
@@ -83,15 +75,12 @@ async fn build_and_hold(cp: &mut ControlPlane, dir: &std::path::Path) -> (String
     let blocker = block_beta(cp).await;
     cp.start_worker();
     let started = cp.start_execution("shop", "").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let e = cp.wait_done(&started.name, Duration::ZERO).await;
-        if e.state == pb::ExecutionState::Held as i32 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "never held: {e:#?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let held = cp.wait_for(&started.name, pb::ExecutionState::Held).await;
+    assert_eq!(
+        held.state,
+        pb::ExecutionState::Held as i32,
+        "never held: {held:#?}"
+    );
     (started.name, blocker)
 }
 

@@ -55,21 +55,6 @@ spec:
     )
 }
 
-async fn wait_for_state(
-    cp: &mut ControlPlane,
-    name: &str,
-    state: pb::ExecutionState,
-) -> pb::Execution {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let e = cp.wait_done(name, Duration::ZERO).await;
-        if e.state == state as i32 || tokio::time::Instant::now() > deadline {
-            return e;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn who(id: &str, groups: &[&str]) -> Option<Principal> {
     Some(Principal {
         id: id.into(),
@@ -101,7 +86,9 @@ on_every_backend!(production_waits_for_an_authorised_approver, |cp, dir| {
     cp.apply(&approved_pipeline(&repo, &marker)).await;
     cp.start_worker();
     let started = cp.start_execution("shop", "").await;
-    let waiting = wait_for_state(&mut cp, &started.name, pb::ExecutionState::WaitingApproval).await;
+    let waiting = cp
+        .wait_for(&started.name, pb::ExecutionState::WaitingApproval)
+        .await;
     assert_eq!(
         waiting.state,
         pb::ExecutionState::WaitingApproval as i32,
@@ -181,7 +168,8 @@ on_every_backend!(a_rejection_stops_the_execution, |cp, dir| {
     cp.apply(&approved_pipeline(&repo, &marker)).await;
     cp.start_worker();
     let started = cp.start_execution("shop", "").await;
-    wait_for_state(&mut cp, &started.name, pb::ExecutionState::WaitingApproval).await;
+    cp.wait_for(&started.name, pb::ExecutionState::WaitingApproval)
+        .await;
     let rejected = cp
         .executions
         .reject_stage(pb::RejectStageRequest {
@@ -316,7 +304,8 @@ on_every_backend!(
         cp.apply(&approved_pipeline(&repo, &marker)).await;
         cp.start_worker();
         let started = cp.start_execution("shop", "").await;
-        wait_for_state(&mut cp, &started.name, pb::ExecutionState::WaitingApproval).await;
+        cp.wait_for(&started.name, pb::ExecutionState::WaitingApproval)
+            .await;
         let cancelled = cp
             .executions
             .cancel_execution(pb::CancelExecutionRequest {

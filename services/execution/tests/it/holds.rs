@@ -3,12 +3,11 @@
 
 use std::time::Duration;
 
-use conveyor_api::common::v1::Principal;
 use conveyor_api::execution::v1 as pb;
 use conveyor_api::execution::v1::alarm_service_client::AlarmServiceClient;
 use tonic::Code;
 
-use crate::support::{ControlPlane, backends, git_repo};
+use crate::support::{ControlPlane, backends, git_repo, ops};
 
 macro_rules! on_every_backend {
     ($name:ident, |$cp:ident, $dir:ident| $body:block) => {
@@ -61,24 +60,6 @@ spec:
     )
 }
 
-async fn wait_for(cp: &mut ControlPlane, name: &str, state: pb::ExecutionState) -> pb::Execution {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let e = cp.wait_done(name, Duration::ZERO).await;
-        if e.state == state as i32 || tokio::time::Instant::now() > deadline {
-            return e;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn ops() -> Option<Principal> {
-    Some(Principal {
-        id: "ops".into(),
-        groups: vec![],
-    })
-}
-
 on_every_backend!(a_blocker_holds_promotion_until_lifted, |cp, dir| {
     let repo = git_repo(dir.path());
     let marker = dir.path().join("deployed");
@@ -98,7 +79,7 @@ on_every_backend!(a_blocker_holds_promotion_until_lifted, |cp, dir| {
     assert!(blocker.active);
     cp.start_worker();
     let started = cp.start_execution("shop", "").await;
-    let held = wait_for(&mut cp, &started.name, pb::ExecutionState::Held).await;
+    let held = cp.wait_for(&started.name, pb::ExecutionState::Held).await;
     assert_eq!(held.state, pb::ExecutionState::Held as i32, "{held:#?}");
     assert_eq!(
         held.stages[0].state,
@@ -196,7 +177,7 @@ on_every_backend!(a_firing_alarm_blocks_the_start_of_production, |cp, dir| {
     set_alarm(&mut alarms, pb::AlarmState::Alarm, at(0)).await;
     cp.start_worker();
     let started = cp.start_execution("shop", "").await;
-    let held = wait_for(&mut cp, &started.name, pb::ExecutionState::Held).await;
+    let held = cp.wait_for(&started.name, pb::ExecutionState::Held).await;
     assert!(
         held.stages[1]
             .state_reason
@@ -234,7 +215,7 @@ on_every_backend!(production_waits_for_its_time_window, |cp, dir| {
     cp.apply(&prod_pipeline(&repo, &marker, &window)).await;
     cp.start_worker();
     let started = cp.start_execution("shop", "").await;
-    let held = wait_for(&mut cp, &started.name, pb::ExecutionState::Held).await;
+    let held = cp.wait_for(&started.name, pb::ExecutionState::Held).await;
     assert!(
         held.stages[1]
             .state_reason

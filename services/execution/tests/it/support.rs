@@ -292,6 +292,18 @@ impl ControlPlane {
             .into_inner()
     }
 
+    /// Polls until the execution is in `state` (or a minute passes).
+    pub async fn wait_for(&mut self, name: &str, state: pb::ExecutionState) -> pb::Execution {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let e = self.wait_done(name, Duration::ZERO).await;
+            if e.state == state as i32 || tokio::time::Instant::now() > deadline {
+                return e;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Polls until the execution leaves RUNNING (or the timeout passes).
     pub async fn wait_done(&mut self, name: &str, timeout: Duration) -> pb::Execution {
         let deadline = tokio::time::Instant::now() + timeout;
@@ -305,16 +317,7 @@ impl ControlPlane {
                 .await
                 .expect("get")
                 .into_inner();
-            let ongoing = [
-                pb::ExecutionState::Running,
-                pb::ExecutionState::Queued,
-                pb::ExecutionState::Held,
-                pb::ExecutionState::WaitingApproval,
-                pb::ExecutionState::RollingBack,
-            ]
-            .iter()
-            .any(|s| *s as i32 == e.state);
-            if !ongoing || tokio::time::Instant::now() > deadline {
+            if e.has_ended() || tokio::time::Instant::now() > deadline {
                 return e;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -374,4 +377,12 @@ spec:
 "#,
         repo = repo.display()
     )
+}
+
+/// The operator who blocks and unblocks promotion in the tests.
+pub fn ops() -> Option<conveyor_api::common::v1::Principal> {
+    Some(conveyor_api::common::v1::Principal {
+        id: "ops".into(),
+        groups: vec![],
+    })
 }

@@ -128,16 +128,7 @@ pub async fn follow(
                 }
             }
         }
-        let ongoing = [
-            pb::ExecutionState::Running,
-            pb::ExecutionState::Queued,
-            pb::ExecutionState::Held,
-            pb::ExecutionState::WaitingApproval,
-            pb::ExecutionState::RollingBack,
-        ]
-        .iter()
-        .any(|s| *s as i32 == e.state);
-        if !ongoing {
+        if e.has_ended() {
             println!(
                 "  {:>6.1}s  execution {}",
                 started.elapsed().as_secs_f64(),
