@@ -312,7 +312,6 @@ pub fn outgoing(s: &Snapshot, artifacts: &EventArtifacts) -> Vec<Outgoing> {
                             .unwrap_or_default(),
                         targets: targets(s, stage, Some(wave)),
                         artifacts: deployed(st),
-                        ..Default::default()
                     }),
                 ));
             }
@@ -414,7 +413,6 @@ pub fn outgoing(s: &Snapshot, artifacts: &EventArtifacts) -> Vec<Outgoing> {
                             .unwrap_or_default(),
                         required_approvals: policy.map_or(0, |p| p.min_approvals as i32),
                         artifacts: deployed(st),
-                        ..Default::default()
                     }),
                 ));
             }
