@@ -171,7 +171,15 @@ impl Executions {
         pipeline: &str,
         page_size: i32,
         page_token: &str,
+        filter: &crate::store::ListFilter,
     ) -> Result<(Vec<Execution>, String), Error> {
+        if filter.branch.len() > 256 {
+            return Err(Error::invalid("branch", "at most 256 bytes"));
+        }
+        if filter.commit_sha.len() > 64 || !filter.commit_sha.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return Err(Error::invalid("commit_sha", "at most 64 hex digits"));
+        }
         let pipeline = (pipeline != "-").then_some(pipeline);
         if let Some(p) = pipeline {
             check_name(p, "parent")?;
@@ -190,7 +198,7 @@ impl Executions {
                 "not a page token from this listing",
             ));
         }
-        let mut items = self.store.list(pipeline, before, limit + 1).await?;
+        let mut items = self.store.list(pipeline, before, limit + 1, filter).await?;
         let next = if items.len() as u64 > limit {
             items.truncate(limit as usize);
             items.last().map(|e| e.id.clone()).unwrap_or_default()

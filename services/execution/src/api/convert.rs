@@ -73,6 +73,25 @@ pub fn parse_parent(parent: &str) -> Result<&str, Error> {
         })
 }
 
+/// The state a listing filter names; `None` for UNSPECIFIED or unknown.
+pub fn model_state(value: i32) -> Option<ExecutionState> {
+    let wanted = pb::ExecutionState::try_from(value).ok()?;
+    [
+        ExecutionState::Queued,
+        ExecutionState::Held,
+        ExecutionState::Running,
+        ExecutionState::WaitingApproval,
+        ExecutionState::Superseded,
+        ExecutionState::RollingBack,
+        ExecutionState::RolledBack,
+        ExecutionState::Succeeded,
+        ExecutionState::Failed,
+        ExecutionState::Cancelled,
+    ]
+    .into_iter()
+    .find(|s| execution_state(*s) == wanted)
+}
+
 pub fn execution_state(s: ExecutionState) -> pb::ExecutionState {
     match s {
         ExecutionState::Queued => pb::ExecutionState::Queued,

@@ -129,9 +129,23 @@ impl ExecutionService for ExecutionApi {
     ) -> Result<Response<pb::ListExecutionsResponse>, Status> {
         let r = request.into_inner();
         let pipeline = convert::parse_parent(&r.parent)?;
+        let states = r
+            .states
+            .iter()
+            .enumerate()
+            .map(|(i, state)| {
+                convert::model_state(*state)
+                    .ok_or_else(|| Error::invalid(format!("states[{i}]"), "not an execution state"))
+            })
+            .collect::<Result<_, _>>()?;
+        let filter = crate::store::ListFilter {
+            states,
+            branch: r.branch,
+            commit_sha: r.commit_sha,
+        };
         let (items, next) = self
             .executions
-            .list(pipeline, r.page_size, &r.page_token)
+            .list(pipeline, r.page_size, &r.page_token, &filter)
             .await?;
         Ok(Response::new(pb::ListExecutionsResponse {
             executions: items.iter().map(convert::execution_basic).collect(),

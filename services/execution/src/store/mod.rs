@@ -41,6 +41,14 @@ pub enum StoreError {
     Database(#[from] DbErr),
 }
 
+/// Which executions a listing returns; empty fields match everything.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub states: Vec<ExecutionState>,
+    pub branch: String,
+    pub commit_sha: String,
+}
+
 /// What a heartbeat found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lease {
@@ -420,18 +428,30 @@ impl Store {
             .await?)
     }
 
-    /// Executions newest first, optionally of one pipeline, older than `before`.
+    /// Executions newest first, optionally of one pipeline, older than
+    /// `before`, matching `filter`.
     pub async fn list(
         &self,
         pipeline: Option<&str>,
         before: Option<&str>,
         limit: u64,
+        filter: &ListFilter,
     ) -> Result<Vec<Execution>, StoreError> {
         let mut query = execution::Entity::find()
             .order_by_desc(execution::Column::Id)
             .limit(limit);
         if let Some(p) = pipeline {
             query = query.filter(execution::Column::Pipeline.eq(p));
+        }
+        if !filter.states.is_empty() {
+            query = query
+                .filter(execution::Column::State.is_in(filter.states.iter().map(|s| s.as_str())));
+        }
+        if !filter.branch.is_empty() {
+            query = query.filter(execution::Column::Branch.eq(filter.branch.as_str()));
+        }
+        if !filter.commit_sha.is_empty() {
+            query = query.filter(execution::Column::CommitSha.eq(filter.commit_sha.as_str()));
         }
         if let Some(before) = before {
             query = query.filter(execution::Column::Id.lt(before));

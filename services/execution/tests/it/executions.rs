@@ -635,3 +635,87 @@ on_every_backend!(parallel_mode_lets_executions_overlap, 30, |cp, dir| {
         "both builds ran at once: {lines:?}"
     );
 });
+
+on_every_backend!(listing_filters_by_state_branch_and_commit, 30, |cp, dir| {
+    let repo = git_repo(dir.path());
+    cp.apply(&pipeline("shop", &repo, "true", "true", "")).await;
+    cp.start_worker();
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(&repo)
+        .output()
+        .expect("git rev-parse");
+    let commit = String::from_utf8_lossy(&head.stdout).trim().to_owned();
+    let trunk = cp
+        .executions
+        .start_execution(pb::StartExecutionRequest {
+            parent: "pipelines/shop".into(),
+            commit: Some(pb::Commit {
+                sha: commit.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("start")
+        .into_inner();
+    let feature = cp.start_execution("shop", "feature").await;
+    for e in [&trunk, &feature] {
+        let done = cp.wait_done(&e.name, Duration::from_secs(60)).await;
+        assert_eq!(state(&done), pb::ExecutionState::Succeeded, "{done:#?}");
+    }
+    let list =
+        |states: Vec<pb::ExecutionState>, branch: &str, commit: &str| pb::ListExecutionsRequest {
+            parent: "pipelines/shop".into(),
+            states: states.into_iter().map(|s| s as i32).collect(),
+            branch: branch.into(),
+            commit_sha: commit.into(),
+            ..Default::default()
+        };
+    let names = |r: pb::ListExecutionsResponse| -> Vec<String> {
+        r.executions.into_iter().map(|e| e.name).collect()
+    };
+    let mut c = cp.executions.clone();
+    let all = names(
+        c.list_executions(list(vec![], "", ""))
+            .await
+            .expect("list")
+            .into_inner(),
+    );
+    assert_eq!(
+        all,
+        vec![feature.name.clone(), trunk.name.clone()],
+        "newest first"
+    );
+    let on_feature = names(
+        c.list_executions(list(vec![], "feature", ""))
+            .await
+            .expect("list")
+            .into_inner(),
+    );
+    assert_eq!(on_feature, vec![feature.name.clone()]);
+    let failed = names(
+        c.list_executions(list(vec![pb::ExecutionState::Failed], "", ""))
+            .await
+            .expect("list")
+            .into_inner(),
+    );
+    assert!(failed.is_empty(), "{failed:?}");
+    let by_commit = names(
+        c.list_executions(list(vec![], "", &commit))
+            .await
+            .expect("list")
+            .into_inner(),
+    );
+    assert_eq!(by_commit, vec![trunk.name.clone()]);
+    let bad = c
+        .list_executions(list(vec![pb::ExecutionState::Unspecified], "", ""))
+        .await
+        .expect_err("unspecified state");
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    let bad = c
+        .list_executions(list(vec![], "", "not-hex"))
+        .await
+        .expect_err("bad commit");
+    assert_eq!(bad.code(), Code::InvalidArgument);
+});
