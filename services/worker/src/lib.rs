@@ -5,6 +5,7 @@
 //! stops it and discards the result.
 
 mod artifacts;
+mod checkout;
 pub mod runner;
 pub mod sarif;
 mod ship;
@@ -66,6 +67,14 @@ impl Default for Config {
     }
 }
 
+/// What every slot of a worker shares.
+pub struct Shared {
+    /// Keys whose artifact signatures are accepted.
+    trusted: TrustedKeys,
+    /// Source mirrors, and a worktree of one per attempt.
+    checkouts: checkout::Checkouts,
+}
+
 /// Claims and runs attempts until `shutdown` completes, then finishes the
 /// attempts in flight. Dispatches come from Redis when configured.
 pub async fn run(
@@ -90,18 +99,22 @@ pub async fn run_with(
 ) -> anyhow::Result<()> {
     let channel = conveyor_api::client::channel(&config.endpoint)?;
     let client = WorkerServiceClient::new(channel);
-    let trusted = Arc::new(TrustedKeys::from_files(&config.trusted_key_files)?);
+    let trusted = TrustedKeys::from_files(&config.trusted_key_files)?;
     if trusted.is_empty() {
         tracing::info!(
             "no trusted keys configured: artifact signatures are checked by the execution service, digests here"
         );
     }
+    let shared = Arc::new(Shared {
+        trusted,
+        checkouts: checkout::Checkouts::new(config.work_dir.join("git")),
+    });
     tokio::fs::create_dir_all(&config.work_dir).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut slots = Vec::new();
     for slot in 0..config.concurrency.max(1) {
         let (client, config, stop) = (client.clone(), config.clone(), stop_rx.clone());
-        let trusted = trusted.clone();
+        let shared = shared.clone();
         let reader = match &queue {
             Some(queue) => {
                 let consumer = format!("{}/{slot}", config.name);
@@ -114,7 +127,7 @@ pub async fn run_with(
             None => None,
         };
         slots.push(tokio::spawn(async move {
-            slot_loop(slot, client, config, trusted, reader, stop).await
+            slot_loop(slot, client, config, shared, reader, stop).await
         }));
     }
     let mode = if queue.is_some() {
@@ -201,7 +214,7 @@ async fn slot_loop(
     slot: usize,
     mut client: WorkerServiceClient<Channel>,
     config: Config,
-    trusted: Arc<TrustedKeys>,
+    shared: Arc<Shared>,
     mut reader: Option<Box<dyn Reader>>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -212,7 +225,7 @@ async fn slot_loop(
             _ = stop.wait_for(|s| *s) => break,
         };
         match next {
-            Ok(Some(task)) => run_task(&mut client, &config, &trusted, &worker, task).await,
+            Ok(Some(task)) => run_task(&mut client, &config, &shared, &worker, task).await,
             Ok(None) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "waiting for work failed; retrying");
@@ -232,12 +245,12 @@ fn to_duration(d: Option<prost_types::Duration>, default: Duration) -> Duration 
 pub async fn run_task(
     client: &mut WorkerServiceClient<Channel>,
     config: &Config,
-    trusted: &TrustedKeys,
+    shared: &Shared,
     worker: &str,
     task: pb::Task,
 ) {
     let span = tracing::info_span!("attempt", action = %task.action, attempt = task.attempt, execution = %task.execution);
-    run_attempt(client, config, trusted, worker, task)
+    run_attempt(client, config, shared, worker, task)
         .instrument(span)
         .await;
 }
@@ -245,7 +258,7 @@ pub async fn run_task(
 async fn run_attempt(
     client: &mut WorkerServiceClient<Channel>,
     config: &Config,
-    trusted: &TrustedKeys,
+    shared: &Shared,
     worker: &str,
     task: pb::Task,
 ) {
@@ -267,7 +280,7 @@ async fn run_attempt(
         worker: worker.to_owned(),
     };
     let shipping = tokio::spawn(shipper.run(output));
-    let (ended, output) = prepare_and_run(client, &task, &workspace, trusted, stop_rx, sink).await;
+    let (ended, output) = prepare_and_run(client, &task, &workspace, shared, stop_rx, sink).await;
     // The sink is dropped with the run: the shipper flushes and ends.
     let _ = shipping.await;
     let (mut outcome, exit_code, mut message) = match ended {
@@ -376,12 +389,16 @@ async fn prepare_and_run(
     client: &mut WorkerServiceClient<Channel>,
     task: &pb::Task,
     workspace: &std::path::Path,
-    trusted: &TrustedKeys,
+    shared: &Shared,
     stop: watch::Receiver<bool>,
     sink: runner::OutputSink,
 ) -> (Ended, String) {
     let source = task.source.clone().unwrap_or_default();
-    if let Err(e) = runner::checkout(&source.repository, &source.commit_sha, workspace).await {
+    if let Err(e) = shared
+        .checkouts
+        .checkout(&source.repository, &source.commit_sha, workspace)
+        .await
+    {
         return (
             Ended::SetupFailed(format!("cannot check out the source: {e}")),
             String::new(),
@@ -394,7 +411,7 @@ async fn prepare_and_run(
             String::new(),
         );
     }
-    match artifacts::fetch_inputs(client, task, &artifacts_dir, trusted).await {
+    match artifacts::fetch_inputs(client, task, &artifacts_dir, &shared.trusted).await {
         Ok(lines) => {
             for line in lines {
                 let _ = sink

@@ -38,58 +38,6 @@ pub struct Job<'a> {
 /// The last bytes of output kept for the report.
 pub const OUTPUT_TAIL_BYTES: usize = 16 * 1024;
 
-/// Clones `repository` into `workspace` and checks out `commit` (if any).
-/// A local path is cloned like a URL.
-pub async fn checkout(repository: &str, commit: &str, workspace: &Path) -> Result<(), String> {
-    if repository.is_empty() {
-        return tokio::fs::create_dir_all(workspace)
-            .await
-            .map_err(|e| e.to_string());
-    }
-    run_git(
-        &[
-            "clone",
-            "--quiet",
-            "--",
-            repository,
-            &workspace.to_string_lossy(),
-        ],
-        None,
-    )
-    .await?;
-    if !commit.is_empty() {
-        run_git(
-            &["checkout", "--quiet", "--detach", commit],
-            Some(workspace),
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-async fn run_git(args: &[&str], dir: Option<&Path>) -> Result<(), String> {
-    let mut cmd = Command::new("git");
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .env("GIT_TERMINAL_PROMPT", "0");
-    if let Some(dir) = dir {
-        cmd.current_dir(dir);
-    }
-    let out = cmd
-        .output()
-        .await
-        .map_err(|e| format!("cannot run git: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "git {} failed: {}",
-            args.first().copied().unwrap_or_default(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
 /// Which pipe output came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pipe {

@@ -80,10 +80,12 @@ fn record_transitions(e: &pb::Execution, histogram: &mut Histogram<u64>) {
 }
 
 /// Starts an execution and polls until it ends; returns it (full view).
+/// When `stop` turns true first, cancels it and returns `None`.
 async fn one_execution(
     client: &mut ExecutionServiceClient<Channel>,
     poll: Duration,
-) -> anyhow::Result<pb::Execution> {
+    stop: &AtomicBool,
+) -> anyhow::Result<Option<pb::Execution>> {
     let started = client
         .start_execution(pb::StartExecutionRequest {
             parent: "pipelines/noop".into(),
@@ -93,6 +95,16 @@ async fn one_execution(
         .into_inner();
     loop {
         tokio::time::sleep(poll).await;
+        if stop.load(Ordering::Relaxed) {
+            let _ = client
+                .cancel_execution(pb::CancelExecutionRequest {
+                    name: started.name.clone(),
+                    reason: "benchmark level ended".into(),
+                    ..Default::default()
+                })
+                .await;
+            return Ok(None);
+        }
         let e = client
             .get_execution(pb::GetExecutionRequest {
                 name: started.name.clone(),
@@ -101,13 +113,14 @@ async fn one_execution(
             .await?
             .into_inner();
         if e.has_ended() {
-            return Ok(client
+            let full = client
                 .get_execution(pb::GetExecutionRequest {
                     name: started.name,
                     view: pb::ExecutionView::Full as i32,
                 })
                 .await?
-                .into_inner());
+                .into_inner();
+            return Ok(Some(full));
         }
     }
 }
@@ -137,8 +150,10 @@ async fn level(
             let (mut transitions, mut durations) = (latency_histogram(), latency_histogram());
             let mut done = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                match one_execution(&mut client, poll).await {
-                    Ok(e) if e.state == pb::ExecutionState::Succeeded as i32 => {
+                match one_execution(&mut client, poll, &stop).await {
+                    // Cut off by the end of the level: not counted.
+                    Ok(None) => {}
+                    Ok(Some(e)) if e.state == pb::ExecutionState::Succeeded as i32 => {
                         done += 1;
                         record_transitions(&e, &mut transitions);
                         if let (Some(start), Some(end)) =
@@ -147,7 +162,7 @@ async fn level(
                             durations.saturating_record((end - start).max(1) as u64);
                         }
                     }
-                    Ok(_) | Err(_) => {
+                    Ok(Some(_)) | Err(_) => {
                         failed.fetch_add(1, Ordering::Relaxed);
                     }
                 }
