@@ -395,6 +395,26 @@ impl Executions {
             .ok_or_else(|| Error::AlarmNotFound(name.to_owned()))
     }
 
+    /// Records data points on a metric; bakes waiting for them are checked
+    /// at once. Returns the points of the last hour in that scope.
+    pub async fn record_data_points(
+        &self,
+        metric: &str,
+        pipeline: &str,
+        count: i64,
+        time: chrono::DateTime<Utc>,
+    ) -> Result<i64, Error> {
+        self.store
+            .record_data_points(metric, pipeline, count, time)
+            .await?;
+        self.tick_rollouts().await?;
+        let hour_ago = Utc::now() - chrono::Duration::hours(1);
+        Ok(self
+            .store
+            .data_points_since(metric, pipeline, hour_ago)
+            .await?)
+    }
+
     pub async fn alarms(&self, pipeline: Option<&str>) -> Result<Vec<AlarmRecord>, Error> {
         Ok(self.store.alarms(pipeline).await?)
     }

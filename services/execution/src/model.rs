@@ -126,6 +126,9 @@ pub struct Snapshot {
     pub firing: std::collections::HashSet<String>,
     /// The pipeline's last successful deployment, to roll back to.
     pub last_good: Option<LastGood>,
+    /// Data points on the baking stage's `minDataPoints` metric since its
+    /// bake started (loaded only while such a bake runs).
+    pub data_points: Option<i64>,
 }
 
 /// The execution a rollback returns to: its commit, and the artifacts it built.
@@ -269,6 +272,16 @@ pub struct Guards {
     /// Share of a wave's targets that must not be deploying at any time.
     #[serde(default)]
     pub min_healthy_percent: u32,
+    /// A bake ends only once this metric has this many data points
+    /// observed since the bake started.
+    #[serde(default)]
+    pub min_data_points: Option<MinDataPoints>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MinDataPoints {
+    pub metric: String,
+    pub count: u64,
 }
 
 fn yes() -> bool {

@@ -157,7 +157,10 @@ mod tests {
         let repository = repo.to_string_lossy();
 
         let a = dir.path().join("a");
-        checkouts.checkout(&repository, &first, &a).await.expect("first");
+        checkouts
+            .checkout(&repository, &first, &a)
+            .await
+            .expect("first");
         assert_eq!(std::fs::read_to_string(a.join("f")).expect("f"), "one\n");
         assert_eq!(sh(&a, "git rev-parse HEAD"), first, "a git checkout");
 
@@ -165,7 +168,10 @@ mod tests {
         sh(&repo, &format!("echo two > f && {COMMIT} two"));
         let second = sh(&repo, "git rev-parse HEAD");
         let b = dir.path().join("b");
-        checkouts.checkout(&repository, &second, &b).await.expect("second");
+        checkouts
+            .checkout(&repository, &second, &b)
+            .await
+            .expect("second");
         assert_eq!(std::fs::read_to_string(b.join("f")).expect("f"), "two\n");
         // Each workspace is its own: writing one leaves the other alone.
         std::fs::write(b.join("f"), "changed\n").expect("write");

@@ -79,13 +79,13 @@ fn record_transitions(e: &pb::Execution, histogram: &mut Histogram<u64>) {
     }
 }
 
-/// Starts an execution and polls until it ends; returns it (full view).
-/// When `stop` turns true first, cancels it and returns `None`.
+/// Starts an execution and polls until it ends or `stop` turns true (then
+/// cancels it); returns it in the full view, and whether it was cut off.
 async fn one_execution(
     client: &mut ExecutionServiceClient<Channel>,
     poll: Duration,
     stop: &AtomicBool,
-) -> anyhow::Result<Option<pb::Execution>> {
+) -> Result<(pb::Execution, bool), tonic::Status> {
     let started = client
         .start_execution(pb::StartExecutionRequest {
             parent: "pipelines/noop".into(),
@@ -93,9 +93,14 @@ async fn one_execution(
         })
         .await?
         .into_inner();
+    let full = pb::GetExecutionRequest {
+        name: started.name.clone(),
+        view: pb::ExecutionView::Full as i32,
+    };
     loop {
         tokio::time::sleep(poll).await;
         if stop.load(Ordering::Relaxed) {
+            let e = client.get_execution(full.clone()).await?.into_inner();
             let _ = client
                 .cancel_execution(pb::CancelExecutionRequest {
                     name: started.name.clone(),
@@ -103,7 +108,7 @@ async fn one_execution(
                     ..Default::default()
                 })
                 .await;
-            return Ok(None);
+            return Ok((e, true));
         }
         let e = client
             .get_execution(pb::GetExecutionRequest {
@@ -113,78 +118,108 @@ async fn one_execution(
             .await?
             .into_inner();
         if e.has_ended() {
-            let full = client
-                .get_execution(pb::GetExecutionRequest {
-                    name: started.name,
-                    view: pb::ExecutionView::Full as i32,
-                })
-                .await?
-                .into_inner();
-            return Ok(Some(full));
+            return Ok((client.get_execution(full).await?.into_inner(), false));
         }
     }
 }
 
-struct Level {
+/// Actions of `e` that succeeded before `until` (µs since the epoch).
+fn actions_done(e: &pb::Execution, until: i64) -> u64 {
+    e.stages
+        .iter()
+        .flat_map(|s| &s.actions)
+        .filter(|a| a.state == pb::ActionState::Succeeded as i32)
+        .filter(|a| micros(&a.end_time).is_some_and(|t| t <= until))
+        .count() as u64
+}
+
+#[derive(Default)]
+struct Tally {
     executions: u64,
+    actions: u64,
     failed: u64,
+    first_error: Option<String>,
+}
+
+struct Level {
+    tally: Tally,
     transitions: Histogram<u64>,
     durations: Histogram<u64>,
 }
 
-/// `concurrency` loops of start-and-wait for `duration`.
+/// `concurrency` loops of start-and-wait for `duration`. Throughput counts
+/// the actions that succeeded inside the window, in finished executions
+/// and in those the end of the window cut off.
 async fn level(
     channels: &[Channel],
     concurrency: usize,
     duration: Duration,
 ) -> anyhow::Result<Level> {
     let stop = Arc::new(AtomicBool::new(false));
-    let failed = Arc::new(AtomicU64::new(0));
+    let window_end = Arc::new(AtomicU64::new(u64::MAX));
     // Polling is the benchmark's own load on the service: keep it modest.
     let poll = Duration::from_millis(if concurrency <= 16 { 10 } else { 100 });
     let mut tasks = Vec::new();
     for i in 0..concurrency {
         let mut client = ExecutionServiceClient::new(channels[i % channels.len()].clone());
-        let (stop, failed) = (stop.clone(), failed.clone());
+        let (stop, window_end) = (stop.clone(), window_end.clone());
         tasks.push(tokio::spawn(async move {
             let (mut transitions, mut durations) = (latency_histogram(), latency_histogram());
-            let mut done = 0u64;
+            let mut tally = Tally::default();
             while !stop.load(Ordering::Relaxed) {
                 match one_execution(&mut client, poll, &stop).await {
-                    // Cut off by the end of the level: not counted.
-                    Ok(None) => {}
-                    Ok(Some(e)) if e.state == pb::ExecutionState::Succeeded as i32 => {
-                        done += 1;
+                    Ok((e, cut)) => {
+                        let until = window_end.load(Ordering::Relaxed).min(i64::MAX as u64);
+                        tally.actions += actions_done(&e, until as i64);
                         record_transitions(&e, &mut transitions);
-                        if let (Some(start), Some(end)) =
-                            (micros(&e.create_time), micros(&e.end_time))
-                        {
-                            durations.saturating_record((end - start).max(1) as u64);
+                        if cut {
+                            continue;
+                        }
+                        if e.state == pb::ExecutionState::Succeeded as i32 {
+                            tally.executions += 1;
+                            if let (Some(start), Some(end)) =
+                                (micros(&e.create_time), micros(&e.end_time))
+                            {
+                                durations.saturating_record((end - start).max(1) as u64);
+                            }
+                        } else {
+                            tally.failed += 1;
+                            tally.first_error.get_or_insert(e.state_reason);
                         }
                     }
-                    Ok(Some(_)) | Err(_) => {
-                        failed.fetch_add(1, Ordering::Relaxed);
+                    Err(status) => {
+                        tally.failed += 1;
+                        tally
+                            .first_error
+                            .get_or_insert(format!("{:?}: {}", status.code(), status.message()));
                     }
                 }
             }
-            (done, transitions, durations)
+            (tally, transitions, durations)
         }));
     }
     tokio::time::sleep(duration).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    window_end.store(now.as_micros() as u64, Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
     let mut level = Level {
-        executions: 0,
-        failed: 0,
+        tally: Tally::default(),
         transitions: latency_histogram(),
         durations: latency_histogram(),
     };
     for task in tasks {
-        let (done, t, d) = task.await?;
-        level.executions += done;
+        let (tally, t, d) = task.await?;
+        level.tally.executions += tally.executions;
+        level.tally.actions += tally.actions;
+        level.tally.failed += tally.failed;
+        if level.tally.first_error.is_none() {
+            level.tally.first_error = tally.first_error;
+        }
         level.transitions.add(&t)?;
         level.durations.add(&d)?;
     }
-    level.failed = failed.load(Ordering::Relaxed);
     Ok(level)
 }
 
@@ -249,18 +284,17 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
     let channels: Vec<Channel> = (0..8)
         .map(|_| conveyor_api::client::channel(&o.execution))
         .collect::<Result<_, _>>()?;
-    let actions = (o.stages * o.actions_per_stage) as f64;
     // Warm up: connections, caches, the first git clone.
     level(&channels, 1, Duration::from_secs(2)).await?;
     for &concurrency in &o.concurrency {
         let l = level(&channels, concurrency, o.duration).await?;
         let seconds = o.duration.as_secs_f64();
         println!(
-            "executions: concurrency {concurrency}: {} executions ({} failed) in {seconds:.0}s, {:.1} actions/s; \
+            "executions: concurrency {concurrency}: {:.1} actions/s ({} executions finished, {} failed); \
              stage transition p50 {:.2} ms p99 {:.2} ms; execution ({} stages x {} actions) p50 {:.0} ms p99 {:.0} ms",
-            l.executions,
-            l.failed,
-            l.executions as f64 * actions / seconds,
+            l.tally.actions as f64 / seconds,
+            l.tally.executions,
+            l.tally.failed,
             ms(&l.transitions, 0.5),
             ms(&l.transitions, 0.99),
             o.stages,
@@ -268,6 +302,9 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
             ms(&l.durations, 0.5),
             ms(&l.durations, 0.99),
         );
+        if let Some(error) = &l.tally.first_error {
+            println!("  first failure: {error}");
+        }
     }
     if let Some(url) = &o.database_url {
         let rate = yardstick(url, o.duration).await?;

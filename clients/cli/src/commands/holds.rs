@@ -50,6 +50,15 @@ pub enum AlarmCommand {
     },
     /// List alarms and their states.
     List,
+    /// Report data points observed on a metric, for bakes that wait on
+    /// `minDataPoints`.
+    Points {
+        metric: String,
+        count: i64,
+        /// Only this pipeline's bakes count them [default: every pipeline].
+        #[arg(long, default_value = "")]
+        pipeline: String,
+    },
 }
 
 fn me() -> Option<Principal> {
@@ -170,6 +179,36 @@ pub async fn alarm(ctx: &Context, command: AlarmCommand) -> anyhow::Result<ExitC
                 .map_err(to_anyhow)?
                 .into_inner();
             vec![alarm]
+        }
+        AlarmCommand::Points {
+            metric,
+            count,
+            pipeline,
+        } => {
+            let recorded = client
+                .record_data_points(pb::RecordDataPointsRequest {
+                    metric: metric.clone(),
+                    pipeline: if pipeline.is_empty() {
+                        String::new()
+                    } else {
+                        pipeline_name(&pipeline)
+                    },
+                    count,
+                    observe_time: None,
+                })
+                .await
+                .map_err(to_anyhow)?
+                .into_inner();
+            match ctx.output {
+                OutputFormat::Json => output::print_json(
+                    &json!({"metric": metric, "recentCount": recorded.recent_count}),
+                ),
+                OutputFormat::Table => println!(
+                    "{metric}: {} data points in the last hour",
+                    recorded.recent_count
+                ),
+            }
+            return Ok(ExitCode::SUCCESS);
         }
         AlarmCommand::List => {
             client

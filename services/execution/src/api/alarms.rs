@@ -73,6 +73,18 @@ fn to_pb(a: AlarmRecord) -> pb::Alarm {
     }
 }
 
+/// "pipelines/{pipeline}" as the pipeline's name, or empty for every pipeline.
+fn pipeline_scope(value: &str, field: &str) -> Result<String, Error> {
+    match value {
+        "" => Ok(String::new()),
+        p => p
+            .strip_prefix("pipelines/")
+            .filter(|name| !name.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| Error::invalid(field, "\"pipelines/{pipeline}\" or empty")),
+    }
+}
+
 #[tonic::async_trait]
 impl AlarmService for AlarmApi {
     async fn set_alarm_state(
@@ -86,15 +98,7 @@ impl AlarmService for AlarmApi {
             return Err(Error::invalid("reason", "at most 4096 bytes").into());
         }
         let scope = r.scope.unwrap_or_default();
-        let pipeline = match scope.pipeline.as_str() {
-            "" => String::new(),
-            p => p
-                .strip_prefix("pipelines/")
-                .ok_or_else(|| {
-                    Error::invalid("scope.pipeline", "\"pipelines/{pipeline}\" or empty")
-                })?
-                .to_owned(),
-        };
+        let pipeline = pipeline_scope(&scope.pipeline, "scope.pipeline")?;
         let now = chrono::Utc::now();
         let observe_time = r
             .observe_time
@@ -154,5 +158,29 @@ impl AlarmService for AlarmApi {
             alarms,
             next_page_token: String::new(),
         }))
+    }
+
+    async fn record_data_points(
+        &self,
+        request: Request<pb::RecordDataPointsRequest>,
+    ) -> Result<Response<pb::RecordDataPointsResponse>, Status> {
+        let r = request.into_inner();
+        if r.metric.is_empty() || r.metric.len() > 256 {
+            return Err(Error::invalid("metric", "1 to 256 bytes").into());
+        }
+        if r.count < 1 {
+            return Err(Error::invalid("count", "at least 1").into());
+        }
+        let pipeline = pipeline_scope(&r.pipeline, "pipeline")?;
+        let time = r
+            .observe_time
+            .as_ref()
+            .and_then(from_timestamp)
+            .unwrap_or_else(chrono::Utc::now);
+        let recent_count = self
+            .executions
+            .record_data_points(&r.metric, &pipeline, r.count, time)
+            .await?;
+        Ok(Response::new(pb::RecordDataPointsResponse { recent_count }))
     }
 }

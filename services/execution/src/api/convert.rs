@@ -264,6 +264,7 @@ pub fn execution_basic(e: &Execution) -> pb::Execution {
             blockers: Vec::new(),
             firing: Default::default(),
             last_good: None,
+            data_points: None,
         },
         false,
     )

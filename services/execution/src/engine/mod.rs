@@ -490,8 +490,17 @@ pub fn advance(s: &mut Snapshot, now: DateTime<Utc>) {
                 Some(until) if now < until => return,
                 Some(_) => {}
             }
+            if let Some(reason) = rollout::short_of_data_points(s, stage_pos) {
+                let stage = &mut s.stages[stage_pos];
+                if stage.state_reason != reason {
+                    stage.state_reason = reason;
+                    stage.dirty = true;
+                }
+                return;
+            }
             let stage = &mut s.stages[stage_pos];
             stage.bake_until = None;
+            stage.state_reason.clear();
             stage.current_wave += 1;
             stage.dirty = true;
             s.transitions

@@ -143,6 +143,7 @@ pub fn plan(
         blockers: context.blockers,
         firing: context.firing,
         last_good: context.last_good,
+        data_points: None,
     };
     advance(&mut snapshot, now);
     snapshot
@@ -256,6 +257,10 @@ pub(super) fn guards(d: &conveyor_definitions::spec::Deployment) -> Guards {
         auto_rollback: d.auto_rollback,
         max_batch_percent: d.rolling.as_ref().map_or(100, |r| r.max_batch_percent),
         min_healthy_percent: d.rolling.as_ref().map_or(0, |r| r.min_healthy_percent),
+        min_data_points: d.min_data_points.as_ref().map(|m| MinDataPoints {
+            metric: m.metric.clone(),
+            count: m.count,
+        }),
         probes: alarms
             .iter()
             .filter_map(|a| {

@@ -14,6 +14,25 @@ pub(super) fn firing_alarm(s: &Snapshot, stage_pos: usize) -> Option<String> {
         .cloned()
 }
 
+/// Why the bake of the stage at `stage_pos` cannot end yet: its
+/// `minDataPoints` metric has too few points since the bake started.
+pub(super) fn short_of_data_points(s: &Snapshot, stage_pos: usize) -> Option<String> {
+    let stage = &s.stages[stage_pos];
+    let min = stage.guards.as_ref()?.min_data_points.as_ref()?;
+    let observed = s.data_points.unwrap_or(0);
+    (observed < min.count as i64).then(|| {
+        format!(
+            "wave {:?} baked; waiting for {} data points on {:?} ({observed} so far)",
+            stage
+                .waves
+                .get(stage.current_wave as usize)
+                .map_or("?", |w| w.name.as_str()),
+            min.count,
+            min.metric
+        )
+    })
+}
+
 /// How many targets wave `wave` of stage `index` has.
 pub(super) fn wave_targets(s: &Snapshot, index: i32, wave: i32) -> usize {
     s.actions

@@ -237,3 +237,59 @@ impl Store {
             .collect())
     }
 }
+
+impl Store {
+    /// Stores `count` data points observed on `metric` at `time`.
+    pub async fn record_data_points(
+        &self,
+        metric: &str,
+        pipeline: &str,
+        count: i64,
+        time: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        super::entities::data_point::ActiveModel {
+            metric: Set(metric.to_owned()),
+            pipeline: Set(pipeline.to_owned()),
+            count: Set(count),
+            observe_time: Set(time),
+            ..Default::default()
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// Data points on `metric` for `pipeline` (or for every pipeline)
+    /// observed at or after `since`.
+    pub async fn data_points_since(
+        &self,
+        metric: &str,
+        pipeline: &str,
+        since: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        data_points_since(&self.db, metric, pipeline, since).await
+    }
+}
+
+pub(super) async fn data_points_since<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    metric: &str,
+    pipeline: &str,
+    since: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    use super::entities::data_point;
+    use sea_orm::{QuerySelect, sea_query::Expr};
+    let total: Option<i64> = data_point::Entity::find()
+        .select_only()
+        .column_as(
+            Expr::cust("CAST(COALESCE(SUM(\"count\"), 0) AS BIGINT)"),
+            "total",
+        )
+        .filter(data_point::Column::Metric.eq(metric))
+        .filter(data_point::Column::Pipeline.is_in([pipeline, ""]))
+        .filter(data_point::Column::ObserveTime.gte(since))
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(total.unwrap_or(0))
+}

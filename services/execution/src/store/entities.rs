@@ -303,3 +303,25 @@ pub mod artifact {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod data_point {
+    use sea_orm::entity::prelude::*;
+
+    /// Data points a monitor observed on a metric; `pipeline` is empty when
+    /// they count for every pipeline.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "data_points")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub metric: String,
+        pub pipeline: String,
+        pub count: i64,
+        pub observe_time: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

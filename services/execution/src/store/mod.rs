@@ -482,7 +482,7 @@ async fn load<C: sea_orm::ConnectionTrait>(db: &C, id: &str) -> Result<Snapshot,
         .order_by_asc(action_run::Column::Id)
         .all(db)
         .await?;
-    Ok(Snapshot {
+    let mut snapshot = Snapshot {
         execution: rows::execution_from(execution)?,
         stages: stages
             .into_iter()
@@ -497,7 +497,38 @@ async fn load<C: sea_orm::ConnectionTrait>(db: &C, id: &str) -> Result<Snapshot,
         blockers: alarms::active_blockers(db, &pipeline).await?,
         firing: alarms::firing(db, &pipeline).await?,
         last_good: last_good(db, &pipeline, id).await?,
-    })
+        data_points: None,
+    };
+    snapshot.data_points = baking_data_points(db, &snapshot).await?;
+    Ok(snapshot)
+}
+
+/// For a stage baking under `minDataPoints`: the data points on its metric
+/// since the bake started.
+async fn baking_data_points<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    s: &Snapshot,
+) -> Result<Option<i64>, StoreError> {
+    for stage in s.stages.iter().filter(|st| st.state == StageState::Running) {
+        let (Some(until), Some(min)) = (
+            stage.bake_until,
+            stage
+                .guards
+                .as_ref()
+                .and_then(|g| g.min_data_points.as_ref()),
+        ) else {
+            continue;
+        };
+        let bake = stage
+            .waves
+            .get(stage.current_wave as usize)
+            .map_or(0, |w| w.bake_secs);
+        let since = until - chrono::Duration::seconds(bake as i64);
+        let observed =
+            alarms::data_points_since(db, &min.metric, &s.execution.pipeline, since).await?;
+        return Ok(Some(observed));
+    }
+    Ok(None)
 }
 
 /// The pipeline's newest successful deployment before `id`.

@@ -520,3 +520,77 @@ async fn without_auto_rollback_an_alarm_stops_the_rollout_where_it_is() {
         backend.cleanup().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bake_waits_for_its_minimum_data_points() {
+    for backend in backends().await {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cp = ControlPlane::start(&backend, 30).await;
+        let repo = git_repo(dir.path());
+        let log = dir.path().join("log");
+        let yaml = rollout(&repo, &log, "1s").replace(
+            "        alarms: [{name: prod-errors}]",
+            "        alarms: [{name: prod-errors}]\n        minDataPoints: {metric: requests, count: 5}",
+        );
+        cp.apply(&yaml).await;
+        cp.start_worker();
+        let started = cp.start_execution("shop", "").await;
+        wait_for_line(&log, "deploy us-east-1").await;
+        let channel =
+            conveyor_api::client::channel(&format!("http://{}", cp.addr)).expect("channel");
+        let mut alarms = AlarmServiceClient::new(channel);
+        let record = |count: i64, pipeline: &str| pb::RecordDataPointsRequest {
+            metric: "requests".into(),
+            pipeline: pipeline.into(),
+            count,
+            observe_time: None,
+        };
+        let bad = alarms
+            .record_data_points(record(0, ""))
+            .await
+            .expect_err("zero points");
+        assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+        // The first wave baked its second, and waits for traffic.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let waiting = loop {
+            let e = cp.wait_done(&started.name, Duration::ZERO).await;
+            let reason = e.stages[1].state_reason.clone();
+            if reason.contains("waiting for 5 data points") {
+                break reason;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never waited: {e:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert!(waiting.contains("(0 so far)"), "{waiting}");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(lines(&log), vec!["deploy us-east-1"], "wave 2 waits");
+        // Points for another pipeline do not count; these for every pipeline do.
+        alarms
+            .record_data_points(record(100, "pipelines/other"))
+            .await
+            .expect("record");
+        let recent = alarms
+            .record_data_points(record(3, ""))
+            .await
+            .expect("record")
+            .into_inner()
+            .recent_count;
+        assert_eq!(recent, 3);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(
+            lines(&log),
+            vec!["deploy us-east-1"],
+            "3 of 5 is not enough"
+        );
+        alarms
+            .record_data_points(record(2, "pipelines/shop"))
+            .await
+            .expect("record");
+        wait_for_line(&log, "deploy eu-west-1").await;
+        cp.stop().await;
+        backend.cleanup().await;
+    }
+}

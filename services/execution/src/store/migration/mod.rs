@@ -4,6 +4,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261127_000001_create_executions;
 mod m20261127_000002_create_artifacts;
+mod m20261127_000003_create_data_points;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261127_000001_create_executions::Migration),
             Box::new(m20261127_000002_create_artifacts::Migration),
+            Box::new(m20261127_000003_create_data_points::Migration),
         ]
     }
 }
