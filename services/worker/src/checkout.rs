@@ -2,7 +2,9 @@
 //! into a mirror (`git clone --mirror`; a local path is cloned like a URL),
 //! fetched again only when a commit is missing, and every attempt gets a
 //! fresh `git worktree` of the mirror at its commit: one short git process
-//! per attempt instead of a full clone. Every git command has a deadline.
+//! per attempt instead of a full clone. Git commands on one mirror run one
+//! at a time (git reads every worktree's metadata, and one being created
+//! makes a concurrent add or fetch fail). Every git command has a deadline.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,8 +24,8 @@ const PRUNE_EVERY: u64 = 64;
 
 #[derive(Default)]
 struct Mirror {
-    /// Held while cloning or fetching.
-    fetching: Arc<tokio::sync::Mutex<()>>,
+    /// Held while git works on the mirror.
+    busy: Arc<tokio::sync::Mutex<()>>,
     checkouts: u64,
 }
 
@@ -57,27 +59,25 @@ impl Checkouts {
         }
         let key = hex::encode(&Sha256::digest(repository.as_bytes())[..12]);
         let mirror = self.root.join(&key);
-        let (fetching, prune) = {
+        let (busy, prune) = {
             let mut mirrors = self.mirrors.lock().unwrap_or_else(|e| e.into_inner());
             let m = mirrors.entry(key).or_default();
             m.checkouts += 1;
-            (m.fetching.clone(), m.checkouts % PRUNE_EVERY == 0)
+            (m.busy.clone(), m.checkouts % PRUNE_EVERY == 0)
         };
-        {
-            let _fetching = fetching.lock().await;
-            if !mirror.join("HEAD").exists() {
-                let _ = tokio::fs::remove_dir_all(&mirror).await;
-                let target = mirror.to_string_lossy();
-                git(
-                    &["clone", "--quiet", "--mirror", "--", repository, &target],
-                    None,
-                    FETCH_TIMEOUT,
-                )
-                .await?;
-            }
-            if prune {
-                git(&["worktree", "prune"], Some(&mirror), WORKTREE_TIMEOUT).await?;
-            }
+        let _busy = busy.lock().await;
+        if !mirror.join("HEAD").exists() {
+            let _ = tokio::fs::remove_dir_all(&mirror).await;
+            let target = mirror.to_string_lossy();
+            git(
+                &["clone", "--quiet", "--mirror", "--", repository, &target],
+                None,
+                FETCH_TIMEOUT,
+            )
+            .await?;
+        }
+        if prune {
+            git(&["worktree", "prune"], Some(&mirror), WORKTREE_TIMEOUT).await?;
         }
         let revision = if commit.is_empty() { "HEAD" } else { commit };
         let target = workspace.to_string_lossy().into_owned();
@@ -88,15 +88,12 @@ impl Checkouts {
             return Ok(());
         }
         // Most likely a commit pushed after the mirror was made: fetch, retry.
-        {
-            let _fetching = fetching.lock().await;
-            git(
-                &["fetch", "--quiet", "--prune", "origin"],
-                Some(&mirror),
-                FETCH_TIMEOUT,
-            )
-            .await?;
-        }
+        git(
+            &["fetch", "--quiet", "--prune", "origin"],
+            Some(&mirror),
+            FETCH_TIMEOUT,
+        )
+        .await?;
         let _ = tokio::fs::remove_dir_all(workspace).await;
         git(&add, Some(&mirror), WORKTREE_TIMEOUT)
             .await
@@ -187,5 +184,34 @@ mod tests {
             .await
             .expect_err("no such repository");
         assert!(nowhere.contains("git clone failed"), "{nowhere}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_checkouts_of_one_repository_all_succeed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = dir.path().join("repo");
+        std::fs::create_dir_all(&repo).expect("mkdir");
+        sh(&repo, "git init -q -b main && echo one > f && git add f");
+        sh(&repo, &format!("{COMMIT} one"));
+        let commit = sh(&repo, "git rev-parse HEAD");
+        let checkouts = Arc::new(Checkouts::new(dir.path().join("cache")));
+        let mut tasks = Vec::new();
+        for i in 0..PRUNE_EVERY + 8 {
+            let (checkouts, commit) = (checkouts.clone(), commit.clone());
+            let (repository, workspace) = (repo.clone(), dir.path().join(format!("w{i}")));
+            tasks.push(tokio::spawn(async move {
+                let done = checkouts
+                    .checkout(&repository.to_string_lossy(), &commit, &workspace)
+                    .await;
+                // Half of them are removed at once, as finished attempts are.
+                if i % 2 == 0 {
+                    let _ = tokio::fs::remove_dir_all(&workspace).await;
+                }
+                done
+            }));
+        }
+        for task in tasks {
+            task.await.expect("task").expect("every checkout succeeds");
+        }
     }
 }

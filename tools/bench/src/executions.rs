@@ -189,9 +189,11 @@ async fn level(
                     }
                     Err(status) => {
                         tally.failed += 1;
-                        tally
-                            .first_error
-                            .get_or_insert(format!("{:?}: {}", status.code(), status.message()));
+                        tally.first_error.get_or_insert(format!(
+                            "{:?}: {}",
+                            status.code(),
+                            status.message()
+                        ));
                     }
                 }
             }
