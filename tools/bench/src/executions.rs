@@ -191,7 +191,11 @@ async fn level(
     let window_end = Arc::new(AtomicU64::new(u64::MAX));
     let ended = Ended::default();
     let lister_stop = Arc::new(AtomicBool::new(false));
-    ended.spawn(channels[0].clone(), Duration::from_millis(10), lister_stop.clone());
+    ended.spawn(
+        channels[0].clone(),
+        Duration::from_millis(10),
+        lister_stop.clone(),
+    );
     let mut tasks = Vec::new();
     for i in 0..concurrency {
         let mut client = ExecutionServiceClient::new(channels[i % channels.len()].clone());
