@@ -63,7 +63,7 @@ impl Checkouts {
             let mut mirrors = self.mirrors.lock().unwrap_or_else(|e| e.into_inner());
             let m = mirrors.entry(key).or_default();
             m.checkouts += 1;
-            (m.busy.clone(), m.checkouts % PRUNE_EVERY == 0)
+            (m.busy.clone(), m.checkouts.is_multiple_of(PRUNE_EVERY))
         };
         let _busy = busy.lock().await;
         if !mirror.join("HEAD").exists() {
