@@ -67,12 +67,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         ),
     };
     let state_dir = dir.join("targets");
+    // With --keep, `demo` returns only after Ctrl-C.
     let outcome = demo(&args, &dir, &state_dir).await;
-    if !args.keep {
-        stop_services(&state_dir);
-        if temporary {
-            let _ = std::fs::remove_dir_all(&dir);
-        }
+    stop_services(&state_dir);
+    if temporary {
+        let _ = std::fs::remove_dir_all(&dir);
     }
     outcome
 }
@@ -288,7 +287,9 @@ fn stop_services(state_dir: &Path) {
             continue;
         };
         let pid = pid.trim();
-        if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) {
+        // Only a demo service: the pid may have been reused since.
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) && comm.trim() == "demo-app" {
             let _ = std::process::Command::new("kill")
                 .arg(pid)
                 .stderr(std::process::Stdio::null())
