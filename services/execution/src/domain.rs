@@ -427,7 +427,7 @@ impl Executions {
         pool: &str,
         wanted: Option<(&str, i32)>,
         wait: Duration,
-    ) -> Result<Option<(ActionRun, Snapshot)>, Error> {
+    ) -> Result<Option<(ActionRun, Execution, StageRun)>, Error> {
         if worker.is_empty() || worker.len() > 256 {
             return Err(Error::invalid("worker", "1 to 256 characters"));
         }
@@ -440,9 +440,13 @@ impl Executions {
                 .claim(pool, wanted, worker, lease_until, now)
                 .await?
             {
-                let snapshot = self.store.load(&action.execution_id).await?;
+                // The task needs the execution and the stage, not the whole snapshot.
+                let (execution, stage) = self
+                    .store
+                    .execution_and_stage(&action.execution_id, action.stage_index)
+                    .await?;
                 tracing::debug!(action = %action.id, attempt = action.attempt, worker, "attempt claimed");
-                return Ok(Some((action, snapshot)));
+                return Ok(Some((action, execution, stage)));
             }
             if wanted.is_some() || tokio::time::Instant::now() >= deadline {
                 return Ok(None);

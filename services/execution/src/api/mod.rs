@@ -454,17 +454,12 @@ impl WorkerService for WorkerApi {
             .min(MAX_CLAIM_WAIT);
         let claimed = self.executions.claim(&r.worker, pool, wanted, wait).await?;
         let task = match claimed {
-            Some((action, snapshot)) => {
-                let stage = snapshot
-                    .stages
-                    .iter()
-                    .find(|s| s.index == action.stage_index)
-                    .ok_or_else(|| Status::internal("action run without its stage"))?;
+            Some((action, execution, stage)) => {
                 let inputs = self.executions.artifacts().inputs(&action).await?;
                 Some(convert::task(
                     &action,
-                    &snapshot.execution,
-                    stage,
+                    &execution,
+                    &stage,
                     self.executions.lease,
                     &inputs,
                 ))

@@ -181,6 +181,26 @@ impl Store {
         }
     }
 
+    /// An execution's row and one of its stages, without the rest of the
+    /// snapshot (what a claimed task needs).
+    pub async fn execution_and_stage(
+        &self,
+        id: &str,
+        stage_index: i32,
+    ) -> Result<(Execution, StageRun), StoreError> {
+        let execution = execution::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
+        let stage = stage_run::Entity::find_by_id((id.to_owned(), stage_index))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("execution {id} has no stage {stage_index}"))
+            })?;
+        Ok((rows::execution_from(execution)?, rows::stage_from(stage)?))
+    }
+
     /// The execution an action run belongs to.
     pub async fn execution_of(&self, action_id: &str) -> Result<String, StoreError> {
         action_run::Entity::find_by_id(action_id.to_owned())
