@@ -559,6 +559,17 @@ impl Executions {
                 changed += 1;
             }
         }
+        for execution in self.store.approvals_expired(now, 100).await? {
+            let step = self
+                .store
+                .update(&execution, |s| engine::advance(s, Utc::now()))
+                .await;
+            if let Some((after, _)) = logged("ending an approval wait", &execution, step) {
+                tracing::info!(%execution, state = after.execution.state.as_str(), "approval wait timed out");
+                self.follow_up(&after).await;
+                changed += 1;
+            }
+        }
         changed += self.wake(None).await?;
         changed += self.tick_rollouts().await?;
         if changed > 0 {

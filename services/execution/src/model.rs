@@ -239,6 +239,8 @@ pub struct StageRun {
     pub current_wave: i32,
     /// When the current wave's bake ends; set once the wave deployed.
     pub bake_until: Option<DateTime<Utc>>,
+    /// While waiting for approval: when the wait fails the execution.
+    pub approval_deadline: Option<DateTime<Utc>>,
     pub dirty: bool,
 }
 
@@ -345,6 +347,9 @@ pub struct ApprovalPolicy {
     pub principals: Vec<String>,
     pub allow_author: bool,
     pub min_approvals: u32,
+    /// How long the stage waits for approval; none waits forever.
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
 }
 
 /// One approver's decision, kept for the audit trail.

@@ -365,7 +365,18 @@ pub fn advance(s: &mut Snapshot, now: DateTime<Utc>) {
         }
         let stage = &mut s.stages[stage_pos];
         match stage.state {
-            StageState::WaitingApproval => return,
+            StageState::WaitingApproval => {
+                if stage.approval_deadline.is_some_and(|d| now >= d) {
+                    let waited = stage
+                        .approval
+                        .as_ref()
+                        .and_then(|a| a.timeout_secs)
+                        .unwrap_or_default();
+                    let reason = format!("no approval within {waited}s");
+                    fail(s, stage_pos, reason, now);
+                }
+                return;
+            }
             StageState::Pending | StageState::Held
                 if stage
                     .approval
@@ -374,6 +385,11 @@ pub fn advance(s: &mut Snapshot, now: DateTime<Utc>) {
             {
                 stage.state = StageState::WaitingApproval;
                 stage.state_reason.clear();
+                stage.approval_deadline = stage
+                    .approval
+                    .as_ref()
+                    .and_then(|a| a.timeout_secs)
+                    .map(|t| now + chrono::Duration::seconds(t.min(i64::MAX as u64) as i64));
                 stage.dirty = true;
                 s.execution.state = ExecutionState::WaitingApproval;
                 s.transitions

@@ -61,6 +61,7 @@ pub fn plan(
                 principals: a.principals.clone(),
                 allow_author: a.allow_author,
                 min_approvals: a.min_approvals,
+                timeout_secs: a.timeout.map(|t| t.get().as_secs()),
             }),
             approvals: Vec::new(),
             guards: stage.deployment.as_ref().map(guards),
@@ -72,6 +73,7 @@ pub fn plan(
                 .collect(),
             current_wave: 0,
             bake_until: None,
+            approval_deadline: None,
             dirty: true,
         });
         // A rollout runs the stage's actions once per target, wave by wave;

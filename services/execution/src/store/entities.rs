@@ -69,6 +69,8 @@ pub mod stage_run {
         pub waves: String,
         pub current_wave: i32,
         pub bake_until: Option<DateTimeUtc>,
+        /// While waiting for approval: when the wait fails the execution.
+        pub approval_deadline: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

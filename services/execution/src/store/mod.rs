@@ -181,6 +181,23 @@ impl Store {
         }
     }
 
+    /// Executions with a stage whose approval wait ended before `now`.
+    pub async fn approvals_expired(
+        &self,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(stage_run::Entity::find()
+            .select_only()
+            .column(stage_run::Column::ExecutionId)
+            .filter(stage_run::Column::State.eq(StageState::WaitingApproval.as_str()))
+            .filter(stage_run::Column::ApprovalDeadline.lte(now))
+            .limit(limit)
+            .into_tuple()
+            .all(&self.db)
+            .await?)
+    }
+
     /// An execution's row and one of its stages, without the rest of the
     /// snapshot (what a claimed task needs).
     pub async fn execution_and_stage(

@@ -101,6 +101,7 @@ pub fn stage_from(m: stage_run::Model) -> Result<StageRun, StoreError> {
         waves,
         current_wave: m.current_wave,
         bake_until: m.bake_until,
+        approval_deadline: m.approval_deadline,
         dirty: false,
     })
 }
@@ -121,6 +122,7 @@ pub fn stage_active(s: &StageRun) -> stage_run::ActiveModel {
         waves: Set(json(&s.waves)),
         current_wave: Set(s.current_wave),
         bake_until: Set(s.bake_until),
+        approval_deadline: Set(s.approval_deadline),
     }
 }
 

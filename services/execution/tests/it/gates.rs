@@ -324,3 +324,53 @@ on_every_backend!(
         assert_eq!(late.code(), Code::FailedPrecondition);
     }
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_wait_ends_at_its_timeout() {
+    use sea_orm::ConnectionTrait;
+    for backend in backends().await {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cp = ControlPlane::start(&backend, 30).await;
+        let repo = git_repo(dir.path());
+        let marker = dir.path().join("deployed");
+        let yaml = approved_pipeline(&repo, &marker)
+            .replace("principals: [ann]}", "principals: [ann], timeout: 1h}");
+        cp.apply(&yaml).await;
+        cp.start_worker();
+        let started = cp.start_execution("shop", "").await;
+        let waiting = cp
+            .wait_for(&started.name, pb::ExecutionState::WaitingApproval)
+            .await;
+        assert_eq!(
+            waiting.state,
+            pb::ExecutionState::WaitingApproval as i32,
+            "{waiting:#?}"
+        );
+        // Reconcile passes (every second here) leave a wait with an hour to go alone.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let still = cp.wait_done(&started.name, Duration::ZERO).await;
+        assert_eq!(still.state, pb::ExecutionState::WaitingApproval as i32);
+        // An hour passes: the deadline moves into the past.
+        let store = conveyor_execution::store::Store::connect(&backend.url_for("execution"), 1)
+            .await
+            .expect("execution store");
+        store
+            .connection()
+            .execute_unprepared(
+                "UPDATE stage_runs SET approval_deadline = '2000-01-01 00:00:00+00:00' \
+                 WHERE approval_deadline IS NOT NULL",
+            )
+            .await
+            .expect("move the deadline");
+        let done = cp.wait_done(&started.name, Duration::from_secs(30)).await;
+        assert_eq!(done.state, pb::ExecutionState::Failed as i32, "{done:#?}");
+        assert!(
+            done.state_reason.contains("no approval within 3600s"),
+            "{}",
+            done.state_reason
+        );
+        assert!(!marker.exists(), "prod never deployed");
+        cp.stop().await;
+        backend.cleanup().await;
+    }
+}

@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 mod m20261127_000001_create_executions;
 mod m20261127_000002_create_artifacts;
 mod m20261127_000003_create_data_points;
+mod m20261127_000004_add_approval_deadline;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000001_create_executions::Migration),
             Box::new(m20261127_000002_create_artifacts::Migration),
             Box::new(m20261127_000003_create_data_points::Migration),
+            Box::new(m20261127_000004_add_approval_deadline::Migration),
         ]
     }
 }
