@@ -325,6 +325,9 @@ pub struct Window {
     /// Exclusive; 1440 for midnight.
     pub end_minute: u32,
     pub offset_minutes: i32,
+    /// An IANA time zone, used instead of `offset_minutes` when set.
+    #[serde(default)]
+    pub zone: Option<String>,
     /// Local dates "YYYY-MM-DD" the window stays shut.
     pub exclude_dates: Vec<String>,
 }

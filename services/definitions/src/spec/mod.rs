@@ -14,6 +14,7 @@ pub use canonical::{canonical_json, sha256_hex};
 pub use model::*;
 pub use names::{NAME_RULE, is_valid_name};
 pub use parse::{Locations, MAX_DEPTH, MAX_DOCUMENT_BYTES};
+pub use validate::{parse_hhmm, parse_utc_offset, parse_zone};
 
 /// How a document is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

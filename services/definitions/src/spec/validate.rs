@@ -605,11 +605,11 @@ impl Validator {
         if start.is_some() && start == end {
             self.err(format!("{field}.end"), "the window must not be empty");
         }
-        if parse_utc_offset(&w.timezone).is_none() {
+        if parse_utc_offset(&w.timezone).is_none() && parse_zone(&w.timezone).is_none() {
             self.err(
                 format!("{field}.timezone"),
                 format!(
-                    "{:?} is not \"UTC\" or a fixed offset such as \"+02:00\"",
+                    "{:?} is not \"UTC\", a fixed offset such as \"+02:00\", or an IANA time zone such as \"Europe/Paris\"",
                     w.timezone
                 ),
             );
@@ -688,6 +688,11 @@ pub fn parse_hhmm(s: &str) -> Option<u32> {
     }
     let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
     (h < 24 && m < 60).then_some(h * 60 + m)
+}
+
+/// An IANA time zone ("Europe/Paris"), whose offset follows daylight saving.
+pub fn parse_zone(s: &str) -> Option<chrono_tz::Tz> {
+    s.parse().ok()
 }
 
 /// Offset from UTC in minutes of "UTC", "Z" or "+HH:MM" / "-HH:MM".

@@ -54,6 +54,22 @@ fn base_spec_is_valid() {
     assert_eq!(errors_of(&base()), Vec::new());
 }
 
+#[test]
+fn time_windows_take_utc_offsets_and_iana_zones() {
+    for zone in [
+        "UTC",
+        "Z",
+        "+05:30",
+        "-08:00",
+        "Europe/Paris",
+        "America/New_York",
+    ] {
+        let mut d = base();
+        d["spec"]["stages"][2]["deployment"]["timeWindows"][0]["timezone"] = json!(zone);
+        assert_eq!(errors_of(&d), Vec::new(), "{zone}");
+    }
+}
+
 type Mutation = fn(&mut Value);
 
 const CASES: &[(&str, &str, Mutation)] = &[

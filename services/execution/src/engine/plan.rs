@@ -4,7 +4,9 @@
 use chrono::{DateTime, Utc};
 
 use super::*;
-use conveyor_definitions::spec::{ActionKind, Document, Gates, Thresholds};
+use conveyor_definitions::spec::{
+    ActionKind, Document, Gates, Thresholds, parse_hhmm, parse_utc_offset, parse_zone,
+};
 
 /// What a new execution needs to know about its pipeline's other executions,
 /// blockers and alarms before it starts its first stage.
@@ -232,13 +234,14 @@ pub(super) fn guards(d: &conveyor_definitions::spec::Deployment) -> Guards {
                     Weekday::Sun => 6,
                 })
                 .collect(),
-            start_minute: minutes(&w.start).unwrap_or(0),
+            start_minute: parse_hhmm(&w.start).unwrap_or(0),
             end_minute: if w.end == "24:00" {
                 1440
             } else {
-                minutes(&w.end).unwrap_or(1440)
+                parse_hhmm(&w.end).unwrap_or(1440)
             },
-            offset_minutes: utc_offset(&w.timezone).unwrap_or(0),
+            offset_minutes: parse_utc_offset(&w.timezone).unwrap_or(0),
+            zone: parse_zone(&w.timezone).map(|z| z.name().to_owned()),
             exclude_dates: w.exclude_dates.clone(),
         })
         .collect();
@@ -276,19 +279,6 @@ pub(super) fn guards(d: &conveyor_definitions::spec::Deployment) -> Guards {
             })
             .collect(),
     }
-}
-
-pub(super) fn minutes(hhmm: &str) -> Option<u32> {
-    let (h, m) = hhmm.split_once(':')?;
-    Some(h.parse::<u32>().ok()? * 60 + m.parse::<u32>().ok()?)
-}
-
-pub(super) fn utc_offset(tz: &str) -> Option<i32> {
-    if tz == "UTC" || tz == "Z" {
-        return Some(0);
-    }
-    let sign = if tz.starts_with('-') { -1 } else { 1 };
-    minutes(tz.get(1..)?).map(|m| sign * m as i32)
 }
 
 /// The gate an action's findings are judged by (DPRA: secrets detection
