@@ -6,25 +6,7 @@ use conveyor_api::execution::v1 as pb;
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::support::{ControlPlane, backends, git_repo, pipeline};
-
-macro_rules! on_every_backend {
-    ($name:ident, $lease:expr, |$cp:ident, $dir:ident| $body:block) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            for backend in backends().await {
-                let $dir = tempfile::tempdir().expect("tempdir");
-                let mut $cp = ControlPlane::start(&backend, $lease).await;
-                {
-                    $body
-                }
-                $cp.stop().await;
-                eprintln!("{} passed on {}", stringify!($name), backend.name);
-                backend.cleanup().await;
-            }
-        }
-    };
-}
+use crate::support::{ControlPlane, git_repo, on_every_backend, pipeline};
 
 fn state(e: &pb::Execution) -> pb::ExecutionState {
     pb::ExecutionState::try_from(e.state).unwrap_or_default()

@@ -7,25 +7,7 @@ use conveyor_api::execution::v1 as pb;
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::support::{ControlPlane, backends, git_repo};
-
-macro_rules! on_every_backend {
-    ($name:ident, |$cp:ident, $dir:ident| $body:block) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            for backend in backends().await {
-                let $dir = tempfile::tempdir().expect("tempdir");
-                let mut $cp = ControlPlane::start(&backend, 30).await;
-                {
-                    $body
-                }
-                $cp.stop().await;
-                eprintln!("{} passed on {}", stringify!($name), backend.name);
-                backend.cleanup().await;
-            }
-        }
-    };
-}
+use crate::support::{ControlPlane, backends, git_repo, on_every_backend};
 
 fn approved_pipeline(repo: &std::path::Path, marker: &std::path::Path) -> String {
     format!(

@@ -386,3 +386,27 @@ pub fn ops() -> Option<conveyor_api::common::v1::Principal> {
         groups: vec![],
     })
 }
+
+/// A test run once per backend (SQLite, and Postgres + Redis when
+/// configured) on a fresh control plane; `lease` defaults to 30 s.
+macro_rules! on_every_backend {
+    ($name:ident, |$cp:ident, $dir:ident| $body:block) => {
+        on_every_backend!($name, 30, |$cp, $dir| $body);
+    };
+    ($name:ident, $lease:expr, |$cp:ident, $dir:ident| $body:block) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            for backend in $crate::support::backends().await {
+                let $dir = tempfile::tempdir().expect("tempdir");
+                let mut $cp = $crate::support::ControlPlane::start(&backend, $lease).await;
+                {
+                    $body
+                }
+                $cp.stop().await;
+                eprintln!("{} passed on {}", stringify!($name), backend.name);
+                backend.cleanup().await;
+            }
+        }
+    };
+}
+pub(crate) use on_every_backend;
