@@ -256,9 +256,9 @@ async fn watch(
             );
             for a in &stage.actions {
                 let line = format!(
-                    "{:<12} {:<20} {} (attempt {})",
+                    "{:<12} {:<32} {} (attempt {})",
                     stage.stage,
-                    a.action,
+                    run_label(a),
                     action_state(a.state),
                     a.attempt
                 );
@@ -276,6 +276,18 @@ async fn watch(
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// What an action run is, for humans: "deploy", or "deploy → 18082 (wave 2)".
+pub fn run_label(a: &pb::ActionRun) -> String {
+    let mut label = a.action.clone();
+    if let Some(t) = &a.target {
+        label.push_str(&format!(" → {} (wave {})", t.region, a.wave + 1));
+    }
+    if a.rollback {
+        label.push_str(" [rollback]");
+    }
+    label
 }
 
 fn decider(args: &DecideArgs) -> Option<conveyor_api::common::v1::Principal> {
@@ -358,6 +370,9 @@ fn execution_json(e: &pb::Execution) -> serde_json::Value {
                 "action": a.action,
                 "state": action_state(a.state),
                 "attempt": a.attempt,
+                "wave": a.wave,
+                "target": a.target.as_ref().map(|t| json!({"account": t.account, "region": t.region})),
+                "rollback": a.rollback,
                 "exitCode": a.exit_code,
                 "failureReason": a.failure_reason,
             })).collect::<Vec<_>>(),
@@ -381,7 +396,7 @@ fn show(ctx: &Context, e: &pb::Execution) {
                         vec![
                             s.stage.clone(),
                             stage_state(s.state),
-                            a.action.clone(),
+                            run_label(a),
                             action_state(a.state),
                             a.attempt.to_string(),
                             a.failure_reason

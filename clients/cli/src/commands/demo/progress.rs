@@ -10,6 +10,7 @@ use conveyor_api::execution::v1 as pb;
 use conveyor_api::execution::v1::execution_service_client::ExecutionServiceClient;
 use tonic::transport::Channel;
 
+use crate::commands::run::run_label;
 use crate::status::to_anyhow;
 
 /// The named approver who approves production in the demo.
@@ -46,18 +47,6 @@ fn seconds(start: Option<prost_types::Timestamp>, end: Option<prost_types::Times
         (Some(s), Some(e)) => (e.seconds - s.seconds) as f64 + f64::from(e.nanos - s.nanos) / 1e9,
         _ => 0.0,
     }
-}
-
-/// What an action run is, for humans: "deploy", or "deploy → 18082 (wave 2)".
-pub fn run_label(a: &pb::ActionRun) -> String {
-    let mut label = a.action.clone();
-    if let Some(t) = &a.target {
-        label.push_str(&format!(" → {} (wave {})", t.region, a.wave + 1));
-    }
-    if a.rollback {
-        label.push_str(" [rollback]");
-    }
-    label
 }
 
 /// Follows `name` until it ends, printing changes and approving production.
