@@ -321,7 +321,7 @@ async fn wait(
     }
 }
 
-fn state_name(state: i32) -> String {
+pub(crate) fn state_name(state: i32) -> String {
     pb::ExecutionState::try_from(state)
         .map(|s| {
             s.as_str_name()
@@ -331,7 +331,7 @@ fn state_name(state: i32) -> String {
         .unwrap_or_default()
 }
 
-fn stage_state(state: i32) -> String {
+pub(crate) fn stage_state(state: i32) -> String {
     pb::StageState::try_from(state)
         .map(|s| {
             s.as_str_name()
@@ -341,7 +341,7 @@ fn stage_state(state: i32) -> String {
         .unwrap_or_default()
 }
 
-fn action_state(state: i32) -> String {
+pub(crate) fn action_state(state: i32) -> String {
     pb::ActionState::try_from(state)
         .map(|s| {
             s.as_str_name()

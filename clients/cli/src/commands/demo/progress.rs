@@ -10,36 +10,24 @@ use conveyor_api::execution::v1 as pb;
 use conveyor_api::execution::v1::execution_service_client::ExecutionServiceClient;
 use tonic::transport::Channel;
 
-use crate::commands::run::run_label;
+use crate::commands::run::{self, run_label};
 use crate::status::to_anyhow;
 
 /// The named approver who approves production in the demo.
 pub const APPROVER: &str = "dana";
 pub const APPROVER_GROUP: &str = "release-managers";
 
-fn short(state: &str, prefix: &str) -> String {
-    state
-        .trim_start_matches(prefix)
-        .to_lowercase()
-        .replace('_', " ")
-}
-
+/// States as the demo prints them: "waiting approval", "rolled back".
 fn execution_state(state: i32) -> String {
-    pb::ExecutionState::try_from(state)
-        .map(|s| short(s.as_str_name(), "EXECUTION_STATE_"))
-        .unwrap_or_default()
+    run::state_name(state).replace('_', " ")
 }
 
 fn stage_state(state: i32) -> String {
-    pb::StageState::try_from(state)
-        .map(|s| short(s.as_str_name(), "STAGE_STATE_"))
-        .unwrap_or_default()
+    run::stage_state(state).replace('_', " ")
 }
 
 fn action_state(state: i32) -> String {
-    pb::ActionState::try_from(state)
-        .map(|s| short(s.as_str_name(), "ACTION_STATE_"))
-        .unwrap_or_default()
+    run::action_state(state).replace('_', " ")
 }
 
 fn seconds(start: Option<prost_types::Timestamp>, end: Option<prost_types::Timestamp>) -> f64 {
