@@ -290,6 +290,10 @@ impl Artifacts {
     /// SBOMs earlier stages stored (for a rollback, the last good
     /// execution's).
     pub async fn inputs(&self, action: &ActionRun) -> Result<Vec<Artifact>, Error> {
+        if action.stage_index == 0 && !action.rollback {
+            // The first stage has no earlier stage to take artifacts from.
+            return Ok(Vec::new());
+        }
         let source = action.artifact_source();
         Ok(self
             .store

@@ -179,11 +179,6 @@ impl Signer {
             value: self.key.sign(digest.as_bytes()).to_bytes().to_vec(),
         }
     }
-
-    /// The set of keys that trusts exactly this signer.
-    pub fn trusted(&self) -> TrustedKeys {
-        TrustedKeys(vec![(self.key_id.clone(), self.key.verifying_key())])
-    }
 }
 
 /// Where [`Signer::load_or_create`] writes the public key.
@@ -269,7 +264,8 @@ mod tests {
     #[test]
     fn a_signature_verifies_only_for_its_digest_and_key() {
         let signer = Signer::generate().expect("key");
-        let trusted = signer.trusted();
+        let mut trusted = TrustedKeys::default();
+        trusted.add(&signer);
         let signature = signer.sign(DIGEST);
         assert_eq!(signature.value.len(), 64);
         trusted.verify(DIGEST, &signature).expect("verifies");

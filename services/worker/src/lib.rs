@@ -68,7 +68,7 @@ impl Default for Config {
 }
 
 /// What every slot of a worker shares.
-pub struct Shared {
+struct Shared {
     /// Keys whose artifact signatures are accepted.
     trusted: TrustedKeys,
     /// Source mirrors, and a worktree of one per attempt.
@@ -242,7 +242,7 @@ fn to_duration(d: Option<prost_types::Duration>, default: Duration) -> Duration 
 }
 
 /// Runs one claimed attempt and reports it.
-pub async fn run_task(
+async fn run_task(
     client: &mut WorkerServiceClient<Channel>,
     config: &Config,
     shared: &Shared,

@@ -49,6 +49,24 @@ pub(crate) fn lines(log: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
+/// Asserts `done` was rolled back because of `alarm`, and the deploy log
+/// reads `expected`.
+pub(crate) fn assert_rolled_back(
+    done: &pb::Execution,
+    alarm: &str,
+    log: &std::path::Path,
+    expected: &[&str],
+    why: &str,
+) {
+    assert_eq!(
+        done.state,
+        pb::ExecutionState::RolledBack as i32,
+        "{done:#?}"
+    );
+    assert!(done.state_reason.contains(alarm), "{}", done.state_reason);
+    assert_eq!(lines(log), expected, "{why}");
+}
+
 /// Waits until the deploy log holds `line`; fails the test after a minute.
 pub(crate) async fn wait_for_line(log: &std::path::Path, line: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -139,25 +157,17 @@ async fn an_alarm_during_bake_rolls_back_every_touched_target() {
         wait_for_line(&log, "deploy eu-west-1").await;
         fire_alarm(&cp, "5xx rate 12%").await;
         let done = cp.wait_done(&started.name, Duration::from_secs(60)).await;
-        assert_eq!(
-            done.state,
-            pb::ExecutionState::RolledBack as i32,
-            "{done:#?}"
-        );
-        assert!(
-            done.state_reason.contains("prod-errors"),
-            "{}",
-            done.state_reason
-        );
-        assert_eq!(
-            lines(&log),
-            vec![
+        assert_rolled_back(
+            &done,
+            "prod-errors",
+            &log,
+            &[
                 "deploy us-east-1",
                 "deploy eu-west-1",
                 "rollback deploy eu-west-1",
                 "rollback deploy us-east-1",
             ],
-            "newest wave first; the third wave never deployed"
+            "newest wave first; the third wave never deployed",
         );
         assert_eq!(done.stages[1].state, pb::StageState::RolledBack as i32);
         cp.stop().await;
@@ -259,19 +269,12 @@ async fn a_failing_health_probe_rolls_the_rollout_back() {
         wait_for_line(&log, "deploy us-east-1").await;
         healthy.store(false, std::sync::atomic::Ordering::SeqCst);
         let done = cp.wait_done(&started.name, Duration::from_secs(60)).await;
-        assert_eq!(
-            done.state,
-            pb::ExecutionState::RolledBack as i32,
-            "{done:#?}"
-        );
-        assert!(
-            done.state_reason.contains("prod-health"),
-            "{}",
-            done.state_reason
-        );
-        assert_eq!(
-            lines(&log),
-            vec!["deploy us-east-1", "rollback deploy us-east-1"]
+        assert_rolled_back(
+            &done,
+            "prod-health",
+            &log,
+            &["deploy us-east-1", "rollback deploy us-east-1"],
+            "the touched targets went back",
         );
         cp.stop().await;
         backend.cleanup().await;
@@ -313,25 +316,17 @@ async fn a_probe_per_target_checks_each_target_once_it_is_deployed() {
         cp.apply(&probed("20s")).await;
         let started = cp.start_execution("shop", "").await;
         let done = cp.wait_done(&started.name, Duration::from_secs(90)).await;
-        assert_eq!(
-            done.state,
-            pb::ExecutionState::RolledBack as i32,
-            "{done:#?}"
-        );
-        assert!(
-            done.state_reason.contains("prod-health"),
-            "{}",
-            done.state_reason
-        );
-        assert_eq!(
-            lines(&log),
-            vec![
+        assert_rolled_back(
+            &done,
+            "prod-health",
+            &log,
+            &[
                 "deploy us-east-1",
                 "deploy eu-west-1",
                 "rollback deploy eu-west-1",
                 "rollback deploy us-east-1",
             ],
-            "wave one passed its probe; wave two failed it and both went back"
+            "wave one passed its probe; wave two failed it and both went back",
         );
         cp.stop().await;
         backend.cleanup().await;
@@ -465,16 +460,20 @@ async fn a_one_box_deploys_alone_and_bakes_before_the_rest_of_its_wave() {
             .find(|a| a.target.as_ref().is_some_and(|t| t.region == "r1"))
             .expect("r1");
         assert_eq!(r1.wave, 0);
+        let micros = |t: Option<prost_types::Timestamp>| {
+            let t = t.expect("a time");
+            t.seconds * 1_000_000 + i64::from(t.nanos) / 1000
+        };
         let rest_start = prod
             .actions
             .iter()
             .filter(|a| a.wave == 1)
-            .map(|a| a.start_time.expect("started").seconds)
+            .map(|a| micros(a.start_time))
             .min()
             .expect("the rest of the wave");
         assert!(
-            rest_start > r1.end_time.expect("ended").seconds,
-            "the one-box baked before the rest"
+            rest_start - micros(r1.end_time) >= 1_000_000,
+            "the one-box baked its second before the rest started"
         );
         cp.stop().await;
         backend.cleanup().await;
