@@ -37,6 +37,21 @@ pub struct Upload {
     pub annotations: BTreeMap<String, String>,
 }
 
+impl Upload {
+    /// DATA_LOSS unless the bytes hashed into `hash` are the declared ones.
+    fn matches(&self, hash: Sha256, size: u64) -> Result<(), Error> {
+        let actual = sha256_digest(hash);
+        if actual == self.digest && size == self.size_bytes as u64 {
+            Ok(())
+        } else {
+            Err(Error::DigestMismatch {
+                declared: format!("{} ({} bytes)", self.digest, self.size_bytes),
+                actual: format!("{actual} ({size} bytes)"),
+            })
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Artifacts {
     objects: Arc<dyn ObjectStore>,
@@ -216,13 +231,9 @@ impl Artifacts {
             let _ = self.objects.delete(&temporary).await;
             return Err(e);
         }
-        let actual = sha256_digest(hash);
-        if actual != u.digest || size != u.size_bytes as u64 {
+        if let Err(e) = u.matches(hash, size) {
             let _ = self.objects.delete(&temporary).await;
-            return Err(Error::DigestMismatch {
-                declared: format!("{} ({} bytes)", u.digest, u.size_bytes),
-                actual: format!("{actual} ({size} bytes)"),
-            });
+            return Err(e);
         }
         self.objects
             .rename(&temporary, &self.location(&u.digest))
@@ -242,13 +253,7 @@ impl Artifacts {
             size += chunk.len() as u64;
             hash.update(&chunk);
         }
-        let actual = sha256_digest(hash);
-        if actual != u.digest || size != u.size_bytes as u64 {
-            return Err(Error::DigestMismatch {
-                declared: format!("{} ({} bytes)", u.digest, u.size_bytes),
-                actual: format!("{actual} ({size} bytes)"),
-            });
-        }
+        u.matches(hash, size)?;
         self.record(action, kind, u).await
     }
 
