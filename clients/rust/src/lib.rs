@@ -10,6 +10,7 @@ pub use generated::conveyor::*;
 
 pub mod client;
 pub mod pipelines;
+pub mod time;
 
 impl execution::v1::ExecutionState {
     /// Whether an execution in this state has ended: no state follows.

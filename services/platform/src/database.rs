@@ -3,11 +3,13 @@
 //! Postgres schema.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, RuntimeErr, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 
@@ -143,6 +145,58 @@ where
                     "database call"
                 );
                 return result;
+            }
+        }
+    }
+}
+
+/// What a transaction body returns: a boxed future borrowing the transaction.
+pub type TxnFuture<'c, T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>;
+
+/// Runs `op` in a transaction and commits it; rolls back on error. Tries
+/// again from the start, at most `attempts` times, when the error is
+/// contention (`is_retryable`) or `retry(&error)` says so (a lost
+/// compare-and-set, say).
+pub async fn transaction<T, E, F>(
+    db: &DatabaseConnection,
+    attempts: u32,
+    retry: impl Fn(&E) -> bool,
+    op: F,
+) -> Result<T, E>
+where
+    T: Send,
+    E: From<DbErr>,
+    F: for<'c> Fn(&'c DatabaseTransaction) -> TxnFuture<'c, T, E>,
+{
+    let mut attempt = 1;
+    loop {
+        let txn = db.begin().await?;
+        let result = match op(&txn).await {
+            Ok(value) => match txn.commit().await {
+                Ok(()) => Ok(value),
+                Err(e) if attempt < attempts && is_retryable(&e) => Err(Some(e)),
+                Err(e) => return Err(e.into()),
+            },
+            Err(e) => {
+                // Dropping the transaction rolls it back; say so explicitly.
+                if let Err(rollback) = txn.rollback().await {
+                    tracing::warn!(error = %rollback, "rollback failed");
+                }
+                if attempt < attempts && retry(&e) {
+                    Err(None)
+                } else {
+                    return Err(e);
+                }
+            }
+        };
+        match result {
+            Ok(value) => return Ok(value),
+            Err(cause) => {
+                if let Some(e) = cause {
+                    tracing::debug!(attempt, error = %e, "retrying transaction");
+                }
+                tokio::time::sleep(Duration::from_millis(2 << attempt.min(6))).await;
+                attempt += 1;
             }
         }
     }

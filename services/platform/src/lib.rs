@@ -7,5 +7,7 @@ pub mod queue;
 pub mod server;
 pub mod signing;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use server::{ServerConfig, shutdown_signal};

@@ -14,7 +14,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::NotSet, ActiveValue::Set, ColumnTrait, Condition,
     DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, SqlErr, TransactionTrait,
+    QuerySelect, SqlErr,
 };
 
 use entities::{pipeline, request, revision};
@@ -295,36 +295,20 @@ impl Store {
     where
         T: Send,
         F: for<'c> Fn(
-                &'c DatabaseTransaction,
-            ) -> std::pin::Pin<
-                Box<dyn std::future::Future<Output = Result<T, StoreError>> + Send + 'c>,
-            > + Send
-            + Sync,
+            &'c DatabaseTransaction,
+        ) -> conveyor_platform::database::TxnFuture<'c, T, StoreError>,
     {
-        const ATTEMPTS: u32 = 5;
-        let mut attempt = 1;
-        loop {
-            let txn = self.db.begin().await?;
-            let result = match op(&txn).await {
-                Ok(value) => txn.commit().await.map(|()| value).map_err(StoreError::from),
-                Err(e) => {
-                    // Dropping the transaction rolls it back; say so explicitly.
-                    if let Err(rollback) = txn.rollback().await {
-                        tracing::warn!(error = %rollback, "rollback failed");
-                    }
-                    Err(e)
-                }
-            };
-            let retry = match &result {
-                Err(StoreError::Database(e)) => conveyor_platform::database::is_retryable(e),
-                Err(StoreError::Conflict(_)) => true,
-                _ => false,
-            };
-            if !retry || attempt >= ATTEMPTS {
-                return result;
-            }
-            attempt += 1;
-            tokio::time::sleep(std::time::Duration::from_millis(2 << attempt)).await;
+        conveyor_platform::database::transaction(&self.db, 5, StoreError::is_contention, op).await
+    }
+}
+
+impl StoreError {
+    /// Whether trying the transaction again may succeed.
+    fn is_contention(&self) -> bool {
+        match self {
+            StoreError::Database(e) => conveyor_platform::database::is_retryable(e),
+            StoreError::Conflict(_) => true,
+            _ => false,
         }
     }
 }

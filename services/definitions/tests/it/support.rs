@@ -4,77 +4,14 @@
 
 use conveyor_api::definitions::v1::pipeline_service_client::PipelineServiceClient;
 use conveyor_definitions::Config;
-use sea_orm::{ConnectionTrait, Database};
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
-/// A database for one test.
-pub struct Backend {
-    pub name: &'static str,
-    pub url: String,
-    /// The server-level URL to drop a Postgres test database through.
-    admin_url: Option<String>,
-    _dir: Option<tempfile::TempDir>,
-}
+pub use conveyor_platform::testing::Backend;
 
-impl Backend {
-    /// Drops the test's Postgres database (CI also drops leftovers by prefix).
-    pub async fn cleanup(self) {
-        let Some(admin_url) = self.admin_url else {
-            return;
-        };
-        let Some((_, name)) = self.url.rsplit_once('/') else {
-            return;
-        };
-        if let Ok(admin) = Database::connect(&admin_url).await {
-            let _ = admin
-                .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                .await;
-            let _ = admin.close().await;
-        }
-    }
-}
-
-/// SQLite always; Postgres when configured. In CI a missing Postgres URL is
-/// an error, never a silent skip.
+/// SQLite always; Postgres when configured (see `conveyor_platform::testing`).
 pub async fn backends() -> Vec<Backend> {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sqlite = Backend {
-        name: "sqlite",
-        url: format!("sqlite://{}", dir.path().join("definitions.db").display()),
-        admin_url: None,
-        _dir: Some(dir),
-    };
-    let mut all = vec![sqlite];
-    match std::env::var("CONVEYOR_TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => all.push(Backend {
-            name: "postgres",
-            url: fresh_postgres_database(&url).await,
-            admin_url: Some(url),
-            _dir: None,
-        }),
-        _ if std::env::var("CI").is_ok_and(|v| !v.is_empty()) => {
-            panic!("CI must set CONVEYOR_TEST_DATABASE_URL; refusing to skip the Postgres tests")
-        }
-        _ => {}
-    }
-    all
-}
-
-/// Creates `<database>_<random>` next to the database in `url` and returns its URL.
-async fn fresh_postgres_database(url: &str) -> String {
-    let (base, db) = url.rsplit_once('/').expect("postgres URL with a database");
-    let db = db.split('?').next().unwrap_or(db);
-    let name = format!("{db}_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let admin = Database::connect(url)
-        .await
-        .expect("connect to CONVEYOR_TEST_DATABASE_URL");
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-        .await
-        .expect("create test database");
-    admin.close().await.expect("close");
-    format!("{base}/{name}")
+    conveyor_platform::testing::backends("definitions").await
 }
 
 /// A definitions service on a real socket.

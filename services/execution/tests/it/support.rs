@@ -13,77 +13,14 @@ use conveyor_definitions::domain::{Change, Definitions, Source};
 use conveyor_definitions::spec::Format;
 use conveyor_platform::queue::{InProcessQueue, Queue, RedisQueue};
 use conveyor_platform::server::{self, Services};
-use sea_orm::{ConnectionTrait, Database};
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
-pub struct Backend {
-    pub name: &'static str,
-    pub url: String,
-    admin_url: Option<String>,
-    _dir: Option<tempfile::TempDir>,
-}
+pub use conveyor_platform::testing::Backend;
 
-impl Backend {
-    /// Each service has its own SQLite file (its own migrations table); on
-    /// Postgres they share the database, each in its own schema.
-    pub fn url_for(&self, service: &str) -> String {
-        match self.name {
-            "sqlite" => self.url.replace("execution.db", &format!("{service}.db")),
-            _ => self.url.clone(),
-        }
-    }
-
-    pub async fn cleanup(self) {
-        let (Some(admin_url), Some((_, name))) = (self.admin_url, self.url.rsplit_once('/')) else {
-            return;
-        };
-        if let Ok(admin) = Database::connect(&admin_url).await {
-            let _ = admin
-                .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                .await;
-            let _ = admin.close().await;
-        }
-    }
-}
-
+/// SQLite always; Postgres when configured (see `conveyor_platform::testing`).
 pub async fn backends() -> Vec<Backend> {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut all = vec![Backend {
-        name: "sqlite",
-        url: format!("sqlite://{}", dir.path().join("execution.db").display()),
-        admin_url: None,
-        _dir: Some(dir),
-    }];
-    match std::env::var("CONVEYOR_TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => {
-            let (base, db) = url.rsplit_once('/').expect("postgres URL with a database");
-            let name = format!(
-                "{}_{}",
-                db.split('?').next().unwrap_or(db),
-                &uuid::Uuid::new_v4().simple().to_string()[..12]
-            );
-            let admin = Database::connect(&url)
-                .await
-                .expect("connect to CONVEYOR_TEST_DATABASE_URL");
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-                .await
-                .expect("create database");
-            admin.close().await.expect("close");
-            all.push(Backend {
-                name: "postgres",
-                url: format!("{base}/{name}"),
-                admin_url: Some(url),
-                _dir: None,
-            });
-        }
-        _ if std::env::var("CI").is_ok_and(|v| !v.is_empty()) => {
-            panic!("CI must set CONVEYOR_TEST_DATABASE_URL; refusing to skip the Postgres tests")
-        }
-        _ => {}
-    }
-    all
+    conveyor_platform::testing::backends("execution").await
 }
 
 pub struct ControlPlane {

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# beta, "integration-tests": checks this action's target against the packaged
+# baseline by running the bundle's `sh check.sh` (unpacked as in
+# ci/apply-baseline.sh): fails, listing the missing, changed and unexpected
+# files, when the target has drifted from what apply.sh put there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source ci/common.sh
+
+run_baseline check.sh
