@@ -42,6 +42,9 @@ enum Command {
     /// Set and list alarm states.
     #[command(subcommand)]
     Alarm(commands::holds::AlarmCommand),
+    /// Accounts, organizational units, baselines, rollouts, drift and freezes.
+    #[command(subcommand)]
+    Fleet(commands::fleet::FleetCommand),
     /// Print the output of an execution's actions (`-f` to follow).
     Logs(commands::run::LogsArgs),
     /// Run every service in one process on the embedded default (SQLite).
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Pipeline(cmd) => commands::pipeline::run(&ctx, cmd).await,
             Command::Run(cmd) => commands::run::run(&ctx, cmd).await,
+            Command::Fleet(cmd) => commands::fleet::run(&ctx, cmd).await,
             Command::Logs(args) => commands::run::logs(&ctx, args).await,
             Command::Block(args) => commands::holds::block(&ctx, args).await,
             Command::Unblock(args) => commands::holds::unblock(&ctx, args).await,

@@ -58,7 +58,7 @@ pub fn time(t: &Option<prost_types::Timestamp>) -> String {
         .unwrap_or_default()
 }
 
-fn rfc3339(t: &Option<prost_types::Timestamp>) -> Value {
+pub fn rfc3339(t: &Option<prost_types::Timestamp>) -> Value {
     t.as_ref()
         .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
         .map_or(Value::Null, |t| json!(t.to_rfc3339()))

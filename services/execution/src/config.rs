@@ -19,6 +19,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Where the definitions service answers.
     pub definitions_endpoint: String,
+    /// Where the fleet service answers (`fromFleet` stages resolve their
+    /// waves there); without it such stages wait and say why.
+    pub fleet_endpoint: Option<String>,
     /// Seconds a claimed attempt stays leased without a heartbeat.
     pub lease_secs: u64,
     /// Seconds between passes that re-dispatch attempts whose lease expired.
@@ -57,6 +60,7 @@ impl Default for Config {
             max_connections: 16,
             log_format: LogFormat::Text,
             definitions_endpoint: "http://127.0.0.1:7701".to_owned(),
+            fleet_endpoint: None,
             lease_secs: 30,
             reconcile_interval_secs: 5,
             redispatch_secs: 30,
@@ -85,6 +89,10 @@ pub struct Flags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub definitions_endpoint: Option<String>,
+    /// The fleet service [env: CONVEYOR_FLEET_ENDPOINT]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet_endpoint: Option<String>,
     /// Redis URL for dispatches and events [env: CONVEYOR_REDIS_URL]
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -12,6 +12,7 @@ pub mod domain;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod fleet;
 pub mod model;
 pub mod probes;
 pub mod specs;
@@ -56,6 +57,13 @@ pub async fn register(
         artifacts::Artifacts::new(objects, prefix, Arc::new(signer), trusted, store.clone());
     artifacts.max_bytes = config.max_artifact_bytes;
     let mut executions = domain::Executions::new(store, specs, queue, lease, artifacts);
+    if let Some(endpoint) = &config.fleet_endpoint {
+        let channel = conveyor_api::client::channel(endpoint)
+            .map_err(|e| anyhow::anyhow!("fleet_endpoint {endpoint:?}: {e}"))?;
+        executions.targets = Arc::new(
+            conveyor_api::fleet::v1::fleet_service_client::FleetServiceClient::new(channel),
+        );
+    }
     executions.redispatch_after = Duration::from_secs(config.redispatch_secs.max(1));
     executions.log_limit_bytes = config.log_limit_bytes.max(1024);
     let interval = Duration::from_secs(config.reconcile_interval_secs.max(1));

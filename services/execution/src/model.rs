@@ -278,6 +278,36 @@ pub struct Guards {
     /// observed since the bake started.
     #[serde(default)]
     pub min_data_points: Option<MinDataPoints>,
+    /// Waves chosen by the fleet service when the stage is entered
+    /// (`deployment.fromFleet`); until then the stage holds.
+    #[serde(default)]
+    pub fleet: Option<FleetTargets>,
+}
+
+/// A `fromFleet` selector, and what resolving it found so far.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FleetTargets {
+    /// A tier name ("production"), empty for any.
+    #[serde(default)]
+    pub tier: String,
+    /// An OU id, empty for the whole fleet.
+    #[serde(default)]
+    pub organizational_unit: String,
+    #[serde(default)]
+    pub regions: Vec<String>,
+    #[serde(default)]
+    pub tags: std::collections::BTreeMap<String, String>,
+    pub growth_factor: u32,
+    /// The deployment's bake after each wave.
+    pub bake_secs: u64,
+    /// Why the stage still holds: a freeze window, or the fleet service
+    /// not answering. Cleared when the waves are resolved.
+    #[serde(default)]
+    pub waiting: Option<String>,
+    /// sha256 of the resolved wave plan, recorded with the snapshot.
+    #[serde(default)]
+    pub plan_digest: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

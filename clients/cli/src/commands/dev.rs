@@ -35,7 +35,7 @@ pub struct Embedded {
 }
 
 impl Embedded {
-    /// Starts definitions, execution and a worker of `concurrency` slots on
+    /// Starts definitions, execution, fleet and a worker of `concurrency` slots on
     /// `listen`, with their state under `data_dir`.
     pub async fn start(
         data_dir: &Path,
@@ -61,7 +61,20 @@ impl Embedded {
             max_connections: 4,
             ..conveyor_definitions::Config::default()
         };
+        // Bound first: the execution service reaches the fleet service at
+        // this address (the same server) for `fromFleet` stages.
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let addr = listener.local_addr()?;
+        let fleet_config = conveyor_fleet::Config {
+            server: server_config.clone(),
+            database_url: sqlite("fleet"),
+            max_connections: 4,
+            ..conveyor_fleet::Config::default()
+        };
         let execution_config = conveyor_execution::Config {
+            fleet_endpoint: Some(format!("http://{addr}")),
             server: server_config.clone(),
             database_url: sqlite("execution"),
             max_connections: 4,
@@ -82,10 +95,7 @@ impl Embedded {
             queue.clone(),
         )
         .await?;
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
-        let addr = listener.local_addr()?;
+        conveyor_fleet::register(&mut services, &fleet_config).await?;
 
         let (stop, stop_rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -143,7 +153,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         args.data_dir.display()
     );
     eprintln!(
-        "  services: PipelineService, ExecutionService, WorkerService (+ one worker), Health, reflection"
+        "  services: PipelineService, ExecutionService, WorkerService (+ one worker), FleetService, Health, reflection"
     );
     eprintln!(
         "  try:      conveyor pipeline init --type application > app.yaml && conveyor pipeline apply -f app.yaml"

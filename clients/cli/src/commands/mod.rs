@@ -1,5 +1,6 @@
 pub mod demo;
 pub mod dev;
+pub mod fleet;
 pub mod holds;
 pub mod pipeline;
 pub mod run;

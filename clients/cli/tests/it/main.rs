@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)] // test inputs are built by the tests themselves
 
+mod fleet;
+
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};

@@ -199,6 +199,7 @@ pub fn execution(s: &Snapshot, full: bool) -> pb::Execution {
                 start_time: opt_time(st.start_time),
                 end_time: opt_time(st.end_time),
                 approval: approval_gate(st),
+                waves: waves(s, st),
                 ..Default::default()
             })
             .collect()
@@ -479,4 +480,56 @@ pub fn blocker(b: &crate::store::BlockerRecord) -> pb::Blocker {
         lift_reason: b.lift_reason.clone(),
         lift_time: opt_time(b.lift_time),
     }
+}
+
+/// A rollout stage's waves: names, targets (from the runs), bake, and a
+/// state read off the stage's progress.
+fn waves(s: &Snapshot, st: &StageRun) -> Vec<pb::WaveRun> {
+    use pb::WaveState as W;
+    st.waves
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let i = i as i32;
+            let mut targets: Vec<(String, String)> = s
+                .actions
+                .iter()
+                .filter(|a| a.stage_index == st.index && a.wave == i && !a.rollback)
+                .filter_map(|a| a.target.clone())
+                .collect();
+            targets.dedup();
+            let state = match st.state {
+                StageState::Succeeded => W::Succeeded,
+                StageState::RolledBack if i <= st.current_wave => W::RolledBack,
+                StageState::RollingBack if i <= st.current_wave => W::RollingBack,
+                StageState::Failed if i == st.current_wave => W::Failed,
+                StageState::Cancelled if i == st.current_wave => W::Cancelled,
+                StageState::Running if i == st.current_wave && st.bake_until.is_some() => W::Baking,
+                StageState::Running if i == st.current_wave => W::Deploying,
+                _ if i < st.current_wave => W::Succeeded,
+                StageState::Pending
+                | StageState::Held
+                | StageState::WaitingApproval
+                | StageState::Running => W::Pending,
+                _ => W::Skipped,
+            };
+            pb::WaveRun {
+                number: i + 1,
+                name: w.name.clone(),
+                state: state as i32,
+                targets: targets
+                    .into_iter()
+                    .map(|(account, region)| conveyor_api::common::v1::Target { account, region })
+                    .collect(),
+                bake: Some(pb::Bake {
+                    duration: Some(prost_types::Duration {
+                        seconds: w.bake_secs.min(i64::MAX as u64) as i64,
+                        nanos: 0,
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }
+        })
+        .collect()
 }

@@ -99,6 +99,9 @@ impl Executions {
         held_at: &[i32],
     ) -> Result<(), Error> {
         self.supersede_older(s, held_at).await?;
+        if !held_at.is_empty() {
+            self.resolve_fleet_targets(s).await;
+        }
         if released {
             self.wake(Some(&s.execution.pipeline)).await?;
         }
@@ -197,9 +200,12 @@ impl Executions {
                 .store
                 .update(&id, |s| engine::advance(s, Utc::now()))
                 .await;
-            let Some((after, _)) = logged("waking", &id, step) else {
+            let Some((mut after, _)) = logged("waking", &id, step) else {
                 continue;
             };
+            if let Some(resolved) = self.resolve_fleet_targets(&after).await {
+                after = resolved;
+            }
             if after.execution.state.is_final() || after.execution.state == ExecutionState::Queued {
                 let held_at: Vec<i32> = after
                     .stages
@@ -213,6 +219,35 @@ impl Executions {
             }
         }
         Ok(moved)
+    }
+
+    /// Asks the fleet service for the waves of the fleet stage `s` waits
+    /// at, if any, and applies the answer; returns the execution after it.
+    async fn resolve_fleet_targets(&self, s: &Snapshot) -> Option<Snapshot> {
+        let (stage, targets) = engine::awaiting_targets(s)?;
+        let pipeline = format!("pipelines/{}", s.execution.pipeline);
+        let resolution = self.targets.resolve(&pipeline, &targets).await;
+        if let engine::Resolution::Unavailable(why) = &resolution {
+            tracing::warn!(execution = %s.execution.id, stage, reason = %why, "fleet targets not resolved");
+        }
+        let step = self
+            .store
+            .update(&s.execution.id, |s| {
+                engine::resolve_fleet_targets(s, stage, resolution.clone(), Utc::now())
+            })
+            .await;
+        let (after, changed) = logged("resolving fleet targets", &s.execution.id, step)?;
+        if changed {
+            let stage = after.stages.iter().find(|st| st.index == stage);
+            tracing::info!(
+                execution = %after.execution.id,
+                waves = stage.map_or(0, |st| st.waves.len()),
+                state = stage.map_or("", |st| st.state.as_str()),
+                "fleet targets resolved"
+            );
+            self.relay_now.notify_one();
+        }
+        Some(after)
     }
 
     /// Relays outbox messages to the queue, oldest first; returns how many.

@@ -47,6 +47,8 @@ pub struct Executions {
     /// Output kept per attempt; the rest is dropped behind a marker.
     pub log_limit_bytes: i64,
     artifacts: crate::artifacts::Artifacts,
+    /// Resolves `fromFleet` stages' waves.
+    pub targets: Arc<dyn crate::fleet::TargetSource>,
 }
 
 impl Executions {
@@ -66,6 +68,7 @@ impl Executions {
             lease,
             redispatch_after: Duration::from_secs(30),
             log_limit_bytes: 1 << 20,
+            targets: Arc::new(crate::fleet::NoFleet),
         }
     }
 

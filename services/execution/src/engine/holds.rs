@@ -52,6 +52,9 @@ pub(super) fn hold_reason(s: &Snapshot, stage: &StageRun, now: DateTime<Utc>) ->
         ));
     }
     let guards = stage.guards.as_ref()?;
+    if let Some(waiting) = super::fleet::fleet_hold(stage) {
+        return Some(waiting);
+    }
     if let Some(alarm) = guards.alarms.iter().find(|a| s.firing.contains(*a)) {
         return Some(format!(
             "alarm {alarm:?} is in ALARM; the stage starts when it clears"

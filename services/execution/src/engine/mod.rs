@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use crate::model::*;
 
 mod approvals;
+mod fleet;
 mod gates;
 mod holds;
 mod plan;
@@ -16,6 +17,7 @@ mod rollout;
 
 use approvals::approvals_given;
 pub use approvals::{ApprovalError, decide};
+pub use fleet::{Resolution, ResolvedWave, awaiting_targets, resolve as resolve_fleet_targets};
 pub use gates::gate_violation;
 use holds::hold_reason;
 pub use plan::{PlanContext, plan};

@@ -79,8 +79,11 @@ pub fn plan(
             dirty: true,
         });
         // A rollout runs the stage's actions once per target, wave by wave;
-        // other stages run them once.
+        // other stages run them once. A fleet rollout's targets are known
+        // only when the stage is entered: its runs here are templates (wave
+        // -1, skipped), copied per target then (see `fleet::materialize`).
         let placements: Vec<(i32, Option<(String, String)>)> = match &stage.deployment {
+            Some(d) if d.from_fleet.is_some() => vec![(fleet::TEMPLATE_WAVE, None)],
             Some(d) if !d.waves.is_empty() => waves(d)
                 .into_iter()
                 .enumerate()
@@ -110,7 +113,7 @@ pub fn plan(
                     env,
                     pool: action.pool.clone(),
                     timeout_secs: action.timeout.get().as_secs() as i64,
-                    state: if skipped {
+                    state: if skipped || wave == fleet::TEMPLATE_WAVE {
                         ActionState::Skipped
                     } else {
                         ActionState::Pending
@@ -265,6 +268,16 @@ pub(super) fn guards(d: &conveyor_definitions::spec::Deployment) -> Guards {
         min_data_points: d.min_data_points.as_ref().map(|m| MinDataPoints {
             metric: m.metric.clone(),
             count: m.count,
+        }),
+        fleet: d.from_fleet.as_ref().map(|f| FleetTargets {
+            tier: f.tier.map(|t| t.as_str().to_owned()).unwrap_or_default(),
+            organizational_unit: f.organizational_unit.clone().unwrap_or_default(),
+            regions: f.regions.clone(),
+            tags: f.tags.clone(),
+            growth_factor: f.growth_factor,
+            bake_secs: d.bake_time.get().as_secs(),
+            waiting: None,
+            plan_digest: None,
         }),
         probes: alarms
             .iter()

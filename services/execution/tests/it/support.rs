@@ -26,6 +26,8 @@ pub async fn backends() -> Vec<Backend> {
 pub struct ControlPlane {
     pub addr: SocketAddr,
     pub definitions: Definitions,
+    /// The fleet service's domain, to seed accounts and freezes.
+    pub fleet: conveyor_fleet::domain::Fleet,
     pub executions: ExecutionServiceClient<Channel>,
     pub workers: WorkerServiceClient<Channel>,
     stop: Option<oneshot::Sender<()>>,
@@ -70,8 +72,22 @@ impl ControlPlane {
                     .into_server(4 << 20),
             )
             .await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        // The fleet service on the same port, as in `conveyor dev`.
+        let fleet_config = conveyor_fleet::Config {
+            database_url: backend.url_for("fleet"),
+            max_connections: 4,
+            ..Default::default()
+        };
+        let fleet = conveyor_fleet::register(&mut services, &fleet_config)
+            .await
+            .expect("register fleet");
         let work_dir = tempfile::tempdir().expect("tempdir");
         let config = conveyor_execution::Config {
+            fleet_endpoint: Some(format!("http://{addr}")),
             artifact_store: work_dir.path().join("artifacts").display().to_string(),
             signing_key_file: work_dir.path().join("signing.pem"),
             database_url: backend.url_for("execution"),
@@ -91,10 +107,6 @@ impl ControlPlane {
         )
         .await
         .expect("register execution");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
         let server_config = config.server.clone();
         let task = tokio::spawn(async move {
@@ -108,6 +120,7 @@ impl ControlPlane {
         ControlPlane {
             addr,
             definitions,
+            fleet,
             executions: ExecutionServiceClient::new(channel.clone()),
             workers: WorkerServiceClient::new(channel),
             stop: Some(stop),
