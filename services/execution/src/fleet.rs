@@ -13,16 +13,31 @@ use crate::model::FleetTargets;
 
 #[async_trait::async_trait]
 pub trait TargetSource: Send + Sync + 'static {
-    /// The waves for `targets` of `pipeline` ("pipelines/{p}"), or why not.
-    async fn resolve(&self, pipeline: &str, targets: &FleetTargets) -> Resolution;
+    /// The waves for `targets` of `pipeline` ("pipelines/{p}"), or why not;
+    /// with `rollout`, the waves the fleet service planned for it.
+    async fn resolve(
+        &self,
+        pipeline: &str,
+        rollout: Option<&str>,
+        targets: &FleetTargets,
+    ) -> Resolution;
 }
+
+/// The execution parameter naming the fleet rollout an account-fleet
+/// execution applies (`rollouts/{id}`), set by the fleet service.
+pub const ROLLOUT_PARAMETER: &str = "ROLLOUT";
 
 /// No fleet service: fleet stages wait and say why.
 pub struct NoFleet;
 
 #[async_trait::async_trait]
 impl TargetSource for NoFleet {
-    async fn resolve(&self, _pipeline: &str, _targets: &FleetTargets) -> Resolution {
+    async fn resolve(
+        &self,
+        _pipeline: &str,
+        _rollout: Option<&str>,
+        _targets: &FleetTargets,
+    ) -> Resolution {
         Resolution::Unavailable("no fleet service is configured (set fleet_endpoint)".to_owned())
     }
 }
@@ -39,8 +54,19 @@ fn tier(name: &str) -> Option<common::Tier> {
     })
 }
 
-/// The ResolveTargets request for a stage's selector.
-pub fn request(pipeline: &str, t: &FleetTargets) -> pb::ResolveTargetsRequest {
+/// The ResolveTargets request for a stage's selector, or for a rollout.
+pub fn request(
+    pipeline: &str,
+    rollout: Option<&str>,
+    t: &FleetTargets,
+) -> pb::ResolveTargetsRequest {
+    if let Some(rollout) = rollout {
+        return pb::ResolveTargetsRequest {
+            rollout: rollout.to_owned(),
+            pipeline: pipeline.to_owned(),
+            ..Default::default()
+        };
+    }
     pb::ResolveTargetsRequest {
         selector: Some(pb::TargetSelector {
             organizational_units: if t.organizational_unit.is_empty() {
@@ -109,9 +135,14 @@ pub fn resolution(reply: Result<pb::ResolveTargetsResponse, tonic::Status>) -> R
 
 #[async_trait::async_trait]
 impl TargetSource for FleetServiceClient<Channel> {
-    async fn resolve(&self, pipeline: &str, targets: &FleetTargets) -> Resolution {
+    async fn resolve(
+        &self,
+        pipeline: &str,
+        rollout: Option<&str>,
+        targets: &FleetTargets,
+    ) -> Resolution {
         let mut client = self.clone();
-        let mut call = tonic::Request::new(request(pipeline, targets));
+        let mut call = tonic::Request::new(request(pipeline, rollout, targets));
         conveyor_platform::telemetry::inject(call.metadata_mut());
         resolution(
             client

@@ -215,6 +215,8 @@ pub struct Execution {
     pub update_time: DateTime<Utc>,
     /// Bumped by every change; writes check it (compare-and-set).
     pub version: i64,
+    /// StartExecution's parameters, exposed to actions as CONVEYOR_PARAM_<KEY>.
+    pub parameters: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -20,6 +20,19 @@ pub struct Config {
     /// Database connections in the pool.
     pub max_connections: u32,
     pub log_format: LogFormat,
+    /// Where the execution service answers (vending and rollout executions).
+    pub execution_endpoint: String,
+    /// The account-fleet pipeline that provisions new accounts.
+    pub vending_pipeline: String,
+    /// The account-fleet pipeline that applies baseline rollouts.
+    pub rollout_pipeline: String,
+    /// Seconds between passes that follow vending and rollout executions.
+    pub track_interval_secs: u64,
+    /// Seconds between drift checks (every applied baseline's check
+    /// command); 0 turns them off.
+    pub drift_check_interval_secs: u64,
+    /// Where drift checks unpack baseline bundles.
+    pub drift_check_dir: std::path::PathBuf,
 }
 
 impl Default for Config {
@@ -32,6 +45,12 @@ impl Default for Config {
             database_url: "sqlite://conveyor-fleet.db".to_owned(),
             max_connections: 16,
             log_format: LogFormat::Text,
+            execution_endpoint: "http://127.0.0.1:7702".to_owned(),
+            vending_pipeline: "pipelines/account-vending".to_owned(),
+            rollout_pipeline: "pipelines/account-fleet".to_owned(),
+            track_interval_secs: 5,
+            drift_check_interval_secs: 3600,
+            drift_check_dir: std::env::temp_dir().join("conveyor-fleet-checks"),
         }
     }
 }
@@ -47,6 +66,18 @@ pub struct Flags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url: Option<String>,
+    /// The execution service [env: CONVEYOR_EXECUTION_ENDPOINT]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_endpoint: Option<String>,
+    /// The pipeline that provisions accounts [env: CONVEYOR_VENDING_PIPELINE]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vending_pipeline: Option<String>,
+    /// The pipeline that applies baseline rollouts [env: CONVEYOR_ROLLOUT_PIPELINE]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout_pipeline: Option<String>,
     /// Log format: text or json [env: CONVEYOR_LOG_FORMAT]
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -11,6 +11,7 @@ pub mod bundle;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod executions;
 pub mod model;
 pub mod names;
 pub mod plan;
@@ -23,20 +24,52 @@ use tokio::net::TcpListener;
 
 pub use config::Config;
 
-/// Connects to the database and adds the FleetService to `services`;
-/// returns the domain, for services in the same process (`conveyor dev`).
-pub async fn register(services: &mut Services, config: &Config) -> anyhow::Result<domain::Fleet> {
+/// The fleet's background work (following vending and rollout
+/// executions); stops when dropped.
+pub struct Tracker(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// Connects to the database, adds the FleetService to `services` and starts
+/// the tracker; returns the domain, for services in the same process
+/// (`conveyor dev`), and the tracker to keep while serving.
+pub async fn register(
+    services: &mut Services,
+    config: &Config,
+) -> anyhow::Result<(domain::Fleet, Tracker)> {
     let store = store::Store::connect(&config.database_url, config.max_connections).await?;
     tracing::info!(
         backend = conveyor_platform::database::backend_name(store.connection()),
         "fleet store ready"
     );
-    let fleet = domain::Fleet::new(store);
+    let channel = conveyor_api::client::channel(&config.execution_endpoint)
+        .map_err(|e| anyhow::anyhow!("execution_endpoint {:?}: {e}", config.execution_endpoint))?;
+    let executions =
+        conveyor_api::execution::v1::execution_service_client::ExecutionServiceClient::new(channel);
+    let mut fleet = domain::Fleet::new(store, std::sync::Arc::new(executions));
+    fleet.vending_pipeline = config.vending_pipeline.clone();
+    fleet.rollout_pipeline = config.rollout_pipeline.clone();
+    let mut tasks = vec![fleet.spawn_tracker(std::time::Duration::from_secs(
+        config.track_interval_secs.max(1),
+    ))];
+    if config.drift_check_interval_secs > 0 {
+        tasks.push(fleet.spawn_drift_checker(
+            std::time::Duration::from_secs(config.drift_check_interval_secs),
+            config.drift_check_dir.clone(),
+        ));
+    }
+    let tracker = Tracker(tasks);
     let api = api::FleetApi::new(fleet.clone());
     services
         .add(api.into_server(config.server.max_message_bytes))
         .await;
-    Ok(fleet)
+    Ok((fleet, tracker))
 }
 
 /// Runs the fleet service on `listener` until `shutdown` completes.
@@ -46,7 +79,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let mut services = Services::new()?;
-    register(&mut services, &config).await?;
+    let (_fleet, _tracker) = register(&mut services, &config).await?;
     tracing::info!(addr = %listener.local_addr()?, "fleet service listening");
     server::serve(listener, &config.server, services, shutdown).await?;
     Ok(())

@@ -71,6 +71,8 @@ impl Embedded {
             server: server_config.clone(),
             database_url: sqlite("fleet"),
             max_connections: 4,
+            execution_endpoint: format!("http://{addr}"),
+            track_interval_secs: 2,
             ..conveyor_fleet::Config::default()
         };
         let execution_config = conveyor_execution::Config {
@@ -95,7 +97,8 @@ impl Embedded {
             queue.clone(),
         )
         .await?;
-        conveyor_fleet::register(&mut services, &fleet_config).await?;
+        let (_fleet, fleet_tracker) =
+            conveyor_fleet::register(&mut services, &fleet_config).await?;
 
         let (stop, stop_rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -119,6 +122,7 @@ impl Embedded {
         let server = tokio::spawn(async move {
             let served = server::serve(listener, &server_config, services, stopped(stop_rx)).await;
             drop(background);
+            drop(fleet_tracker);
             served.map_err(anyhow::Error::from)
         });
         Ok(Embedded {

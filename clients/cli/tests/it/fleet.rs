@@ -100,7 +100,10 @@ impl Fleet {
             let store = conveyor_fleet::store::Store::connect(&self.database_url, 1)
                 .await
                 .expect("store");
-            let fleet = conveyor_fleet::domain::Fleet::new(store);
+            let fleet = conveyor_fleet::domain::Fleet::new(
+                store,
+                std::sync::Arc::new(conveyor_fleet::executions::NoExecutions),
+            );
             for id in ids {
                 fleet
                     .record_provisioning(id, AccountState::Active, "provisioned", "")
@@ -357,7 +360,7 @@ fn baseline_create_then_extract_round_trips_files_and_exec_bits() {
 }
 
 #[test]
-fn rollout_plan_prints_waves_as_json_and_rollouts_report_unimplemented() {
+fn rollout_plan_prints_waves_as_json_and_status_reads_rollouts() {
     let fleet = Fleet::start();
     fleet.ok(&["fleet", "ou", "create", "prod"]);
     let accounts = ["prod-a", "prod-b", "prod-c", "prod-d"];
@@ -414,9 +417,11 @@ fn rollout_plan_prints_waves_as_json_and_rollouts_report_unimplemented() {
     assert!(out.contains("active freezes:"), "{out}");
     assert!(out.contains("plan digest: "), "{out}");
 
-    let o = run(fleet.cli().args(["fleet", "rollout", "status"]));
+    // No rollout started yet: the listing is empty, and a missing one is NOT_FOUND.
+    fleet.ok(&["fleet", "rollout", "status"]);
+    let o = run(fleet.cli().args(["fleet", "rollout", "status", "nope"]));
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("Unimplemented"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not found"), "{}", stderr(&o));
 }
 
 #[test]

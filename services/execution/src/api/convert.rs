@@ -230,6 +230,7 @@ pub fn execution(s: &Snapshot, full: bool) -> pb::Execution {
         start_time: Some(timestamp(e.create_time)),
         end_time: opt_time(e.end_time),
         update_time: Some(timestamp(e.update_time)),
+        parameters: e.parameters.clone().into_iter().collect(),
         ..Default::default()
     }
 }

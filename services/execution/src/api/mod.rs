@@ -96,6 +96,7 @@ impl ExecutionService for ExecutionApi {
                     .as_ref()
                     .and_then(convert::from_timestamp),
                 request_id: (!r.request_id.is_empty()).then_some(r.request_id),
+                parameters: r.parameters.into_iter().collect(),
             })
             .await?;
         Ok(Response::new(convert::execution(&started, true)))

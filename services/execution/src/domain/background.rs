@@ -226,7 +226,11 @@ impl Executions {
     async fn resolve_fleet_targets(&self, s: &Snapshot) -> Option<Snapshot> {
         let (stage, targets) = engine::awaiting_targets(s)?;
         let pipeline = format!("pipelines/{}", s.execution.pipeline);
-        let resolution = self.targets.resolve(&pipeline, &targets).await;
+        let rollout = s.execution.parameters.get(crate::fleet::ROLLOUT_PARAMETER);
+        let resolution = self
+            .targets
+            .resolve(&pipeline, rollout.map(String::as_str), &targets)
+            .await;
         if let engine::Resolution::Unavailable(why) = &resolution {
             tracing::warn!(execution = %s.execution.id, stage, reason = %why, "fleet targets not resolved");
         }

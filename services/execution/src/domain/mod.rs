@@ -30,6 +30,8 @@ pub struct StartRequest {
     pub message: String,
     pub commit_time: Option<DateTime<Utc>>,
     pub request_id: Option<String>,
+    /// Exposed to every action as CONVEYOR_PARAM_<KEY>.
+    pub parameters: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Clone)]
@@ -97,6 +99,7 @@ impl Executions {
                 "branch, author or message is too long",
             ));
         }
+        check_parameters(&request.parameters)?;
         let pinned = self.specs.current(&request.pipeline).await?;
         let spec = &pinned.document.spec;
         let branch = if request.branch.is_empty() {
@@ -126,6 +129,7 @@ impl Executions {
             author: request.author,
             message: request.message,
             commit_time: request.commit_time,
+            parameters: request.parameters,
             create_time: now,
             end_time: None,
             update_time: now,
@@ -540,4 +544,33 @@ fn check_name(name: &str, field: &str) -> Result<(), Error> {
             format!("{name:?} is not a pipeline name"),
         ))
     }
+}
+
+/// Parameter keys become environment variable names: upper-case letters,
+/// digits and '_', not starting with a digit.
+fn check_parameters(parameters: &std::collections::BTreeMap<String, String>) -> Result<(), Error> {
+    if parameters.len() > 64 {
+        return Err(Error::invalid("parameters", "at most 64 parameters"));
+    }
+    for (key, value) in parameters {
+        let valid = !key.is_empty()
+            && key.len() <= 64
+            && !key.starts_with(|c: char| c.is_ascii_digit())
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+        if !valid {
+            return Err(Error::invalid(
+                format!("parameters[{key:?}]"),
+                "keys are 1 to 64 upper-case letters, digits or '_', not starting with a digit",
+            ));
+        }
+        if value.len() > 4096 || value.contains('\0') {
+            return Err(Error::invalid(
+                format!("parameters[{key:?}]"),
+                "values are at most 4096 bytes, without NUL",
+            ));
+        }
+    }
+    Ok(())
 }

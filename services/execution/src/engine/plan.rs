@@ -98,6 +98,9 @@ pub fn plan(
         for (wave, target) in placements {
             for action in &stage.actions {
                 let mut env = action.env.clone();
+                for (key, value) in &execution.parameters {
+                    env.insert(format!("CONVEYOR_PARAM_{key}"), value.clone());
+                }
                 if let Some((account, region)) = &target {
                     env.insert("CONVEYOR_TARGET_ACCOUNT".to_owned(), account.clone());
                     env.insert("CONVEYOR_TARGET_REGION".to_owned(), region.clone());

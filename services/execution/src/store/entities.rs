@@ -30,6 +30,9 @@ pub mod execution {
         pub end_time: Option<DateTimeUtc>,
         pub update_time: DateTimeUtc,
         pub version: i64,
+        /// JSON object of StartExecution's parameters.
+        #[sea_orm(column_type = "Text")]
+        pub parameters: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

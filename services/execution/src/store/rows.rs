@@ -13,6 +13,8 @@ fn corrupt(what: impl std::fmt::Display) -> StoreError {
 pub fn execution_from(m: execution::Model) -> Result<Execution, StoreError> {
     let mode = Mode::parse(&m.mode)
         .ok_or_else(|| corrupt(format!("execution {}: mode {:?}", m.id, m.mode)))?;
+    let parameters = serde_json::from_str(&m.parameters)
+        .map_err(|e| corrupt(format!("execution {}: parameters: {e}", m.id)))?;
     Ok(Execution {
         state: ExecutionState::parse(&m.state)
             .ok_or_else(|| corrupt(format!("execution {}: state {:?}", m.id, m.state)))?,
@@ -35,6 +37,7 @@ pub fn execution_from(m: execution::Model) -> Result<Execution, StoreError> {
         end_time: m.end_time,
         update_time: m.update_time,
         version: m.version,
+        parameters,
     })
 }
 
@@ -61,6 +64,7 @@ pub fn execution_active(e: &Execution, request_id: Option<String>) -> execution:
         end_time: Set(e.end_time),
         update_time: Set(e.update_time),
         version: Set(e.version),
+        parameters: Set(serde_json::to_string(&e.parameters).unwrap_or_else(|_| "{}".to_owned())),
     }
 }
 

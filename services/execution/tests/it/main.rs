@@ -4,6 +4,7 @@
 
 mod artifacts;
 mod executions;
+mod fleet_rollouts;
 mod fleet_waves;
 mod gates;
 mod holds;

@@ -80,9 +80,11 @@ impl ControlPlane {
         let fleet_config = conveyor_fleet::Config {
             database_url: backend.url_for("fleet"),
             max_connections: 4,
+            execution_endpoint: format!("http://{addr}"),
+            track_interval_secs: 1,
             ..Default::default()
         };
-        let fleet = conveyor_fleet::register(&mut services, &fleet_config)
+        let (fleet, fleet_tracker) = conveyor_fleet::register(&mut services, &fleet_config)
             .await
             .expect("register fleet");
         let work_dir = tempfile::tempdir().expect("tempdir");
@@ -115,6 +117,7 @@ impl ControlPlane {
             })
             .await;
             drop(background);
+            drop(fleet_tracker);
         });
         let channel = conveyor_api::client::channel(&format!("http://{addr}")).expect("channel");
         ControlPlane {

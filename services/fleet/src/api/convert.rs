@@ -11,7 +11,8 @@ use crate::domain::Planned;
 use crate::error::Error;
 use crate::model::{
     AccountState, AccountView, Baseline, BaselineContent, BaselineFile, BaselineVersion,
-    DriftState, FreezeWindow, OuView, Override, Principal, Selector, Strategy, Target, Tier, Wave,
+    DriftState, FreezeWindow, OuView, Override, Principal, Rollout, RolloutState, Selector,
+    Strategy, Target, Tier, Wave,
 };
 use crate::names::{self, VersionRef};
 
@@ -466,4 +467,59 @@ pub fn time(
 ) -> Result<chrono::DateTime<chrono::Utc>, Error> {
     let t = t.ok_or_else(|| Error::invalid(field, "required"))?;
     from_timestamp(t).ok_or_else(|| Error::invalid(field, "not a valid time"))
+}
+
+pub fn rollout_state(value: i32, field: &str) -> Result<RolloutState, Error> {
+    use pb::RolloutState as P;
+    match P::try_from(value) {
+        Ok(P::Pending) => Ok(RolloutState::Pending),
+        Ok(P::Held) => Ok(RolloutState::Held),
+        Ok(P::Running) => Ok(RolloutState::Running),
+        Ok(P::Succeeded) => Ok(RolloutState::Succeeded),
+        Ok(P::Reverted) => Ok(RolloutState::Reverted),
+        Ok(P::Failed) => Ok(RolloutState::Failed),
+        Ok(P::Cancelled) => Ok(RolloutState::Cancelled),
+        Ok(P::Unspecified) | Err(_) => Err(Error::invalid(
+            field,
+            format!("unknown rollout state {value}"),
+        )),
+    }
+}
+
+fn rollout_state_to_pb(s: RolloutState) -> pb::RolloutState {
+    use pb::RolloutState as P;
+    match s {
+        RolloutState::Pending => P::Pending,
+        RolloutState::Held => P::Held,
+        RolloutState::Running => P::Running,
+        RolloutState::Succeeded => P::Succeeded,
+        RolloutState::Reverted => P::Reverted,
+        RolloutState::Failed => P::Failed,
+        RolloutState::Cancelled => P::Cancelled,
+    }
+}
+
+pub fn rollout(r: Rollout) -> pb::Rollout {
+    pb::Rollout {
+        name: names::rollout_name(&r.id),
+        baseline_version: r.baseline_version.name(),
+        plan: Some(plan(Planned {
+            plan: r.plan,
+            active_freezes: Vec::new(),
+        })),
+        state: rollout_state_to_pb(r.state) as i32,
+        state_reason: r.state_reason,
+        pipeline: r.pipeline,
+        execution: r.execution,
+        current_wave: r.current_wave as i32,
+        reverted_accounts: r
+            .reverted_accounts
+            .iter()
+            .map(|a| names::account_name(a))
+            .collect(),
+        created_by: Some(principal_to_pb(r.created_by)),
+        create_time: Some(timestamp(r.create_time)),
+        start_time: r.start_time.map(timestamp),
+        end_time: r.end_time.map(timestamp),
+    }
 }

@@ -7,7 +7,9 @@ use conveyor_api::fleet::v1 as pb;
 use conveyor_api::fleet::v1::fleet_service_server::{FleetService, FleetServiceServer};
 use tonic::{Request, Response, Status};
 
-use crate::domain::{self, AccountQuery, Fleet, Grant, NewAccount, NewBaselineVersion, NewFreeze};
+use crate::domain::{
+    self, AccountQuery, Fleet, Grant, NewAccount, NewBaselineVersion, NewFreeze, NewRollout,
+};
 use crate::error::Error;
 use crate::names::{self, VersionRef};
 use crate::store::AccountPatch;
@@ -399,28 +401,54 @@ impl FleetService for FleetApi {
         ))
     }
 
-    async fn start_rollout(
-        &self,
-        _request: Request<pb::StartRolloutRequest>,
-    ) -> Reply<pb::Rollout> {
-        Err(Status::unimplemented(
-            "baseline rollouts through the execution service are not available yet; PlanRollout shows the waves",
+    async fn start_rollout(&self, request: Request<pb::StartRolloutRequest>) -> Reply<pb::Rollout> {
+        let r = request.into_inner();
+        if r.baseline_version.is_empty() {
+            return Err(Error::invalid("baseline_version", "give the version to roll out").into());
+        }
+        let new = NewRollout {
+            id: r.rollout_id,
+            version: VersionRef::parse("baseline_version", &r.baseline_version)?,
+            selector: convert::selector(r.selector, "selector")?,
+            strategy: convert::strategy(r.strategy, "strategy")?,
+            pipeline: r.pipeline,
+            plan_digest: r.plan_digest,
+            principal: convert::principal(r.principal),
+        };
+        ok(convert::rollout(
+            self.fleet.start_rollout(new, &r.request_id).await?,
         ))
     }
 
-    async fn get_rollout(&self, _request: Request<pb::GetRolloutRequest>) -> Reply<pb::Rollout> {
-        Err(Status::unimplemented(
-            "baseline rollouts are not available yet",
-        ))
+    async fn get_rollout(&self, request: Request<pb::GetRolloutRequest>) -> Reply<pb::Rollout> {
+        let r = request.into_inner();
+        let id = names::rollout_id("name", &r.name)?;
+        ok(convert::rollout(self.fleet.rollout(id).await?))
     }
 
     async fn list_rollouts(
         &self,
-        _request: Request<pb::ListRolloutsRequest>,
+        request: Request<pb::ListRolloutsRequest>,
     ) -> Reply<pb::ListRolloutsResponse> {
-        Err(Status::unimplemented(
-            "baseline rollouts are not available yet",
-        ))
+        let r = request.into_inner();
+        let size = domain::page_size(r.page_size)?;
+        let baseline = (!r.baseline.is_empty())
+            .then(|| names::baseline_id("baseline", &r.baseline))
+            .transpose()?;
+        let states = r
+            .states
+            .iter()
+            .enumerate()
+            .map(|(i, s)| convert::rollout_state(*s, &format!("states[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let page = self
+            .fleet
+            .list_rollouts(baseline, &states, size, &r.page_token)
+            .await?;
+        ok(pb::ListRolloutsResponse {
+            rollouts: page.items.into_iter().map(convert::rollout).collect(),
+            next_page_token: page.next_page_token,
+        })
     }
 
     async fn list_drift(
@@ -456,18 +484,17 @@ impl FleetService for FleetApi {
         request: Request<pb::ResolveTargetsRequest>,
     ) -> Reply<pb::ResolveTargetsResponse> {
         let r = request.into_inner();
-        if !r.rollout.is_empty() {
-            names::rollout_id("rollout", &r.rollout)?;
-            return Err(Status::unimplemented(
-                "baseline rollouts are not available yet",
-            ));
-        }
-        let selector = convert::selector(r.selector, "selector")?;
-        let strategy = convert::strategy(r.strategy, "strategy")?;
-        let planned = self
-            .fleet
-            .resolve_targets(selector, strategy, &r.pipeline)
-            .await?;
+        let planned = if r.rollout.is_empty() {
+            let selector = convert::selector(r.selector, "selector")?;
+            let strategy = convert::strategy(r.strategy, "strategy")?;
+            self.fleet
+                .resolve_targets(selector, strategy, &r.pipeline)
+                .await?
+        } else {
+            let id = names::rollout_id("rollout", &r.rollout)?;
+            names::check_pipeline("pipeline", &r.pipeline)?;
+            self.fleet.rollout_targets(id, &r.pipeline).await?
+        };
         let plan = convert::plan(planned);
         ok(pb::ResolveTargetsResponse {
             waves: plan.waves,

@@ -136,7 +136,13 @@ impl Fleet {
         })
         .await?;
         tracing::info!(account = %account.id, ou = %account.ou, tier = account.tier.as_str(), "account requested");
-        self.view(account).await
+        if account.vending_execution.is_empty() {
+            // Best effort: the tracker starts it when this fails.
+            if let Err(e) = self.vend(&account).await {
+                tracing::warn!(account = %account.id, error = %e, "vending not started; will retry");
+            }
+        }
+        self.account(&account.id).await
     }
 
     async fn account_by_name(&self, name: &str) -> Result<AccountView, Error> {

@@ -4,20 +4,28 @@
 
 mod accounts;
 mod baselines;
+mod drift;
 mod freezes;
 mod ous;
 mod planning;
+mod rollouts;
+mod tracker;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
 pub use accounts::{AccountQuery, NewAccount, check_regions, check_tags};
 pub use baselines::NewBaselineVersion;
+pub use drift::DriftSummary;
 pub use freezes::{Grant, NewFreeze};
 pub use planning::Planned;
+pub use rollouts::{DIGEST_PARAMETER, NewRollout, ROLLOUT_PARAMETER, VERSION_PARAMETER};
+pub use tracker::ACCOUNT_PARAMETER;
 
 use crate::error::Error;
+use crate::executions::ExecutionService;
 use crate::model::{Account, AccountView, Desired, Ou};
 use crate::names::VersionRef;
 use crate::store::{Outcome, RequestKey, Store};
@@ -37,13 +45,22 @@ pub struct Page<T> {
 pub struct Fleet {
     store: Store,
     clock: fn() -> DateTime<Utc>,
+    /// Runs vending and rollout executions.
+    executions: Arc<dyn ExecutionService>,
+    /// The account-fleet pipeline that provisions new accounts.
+    pub vending_pipeline: String,
+    /// The account-fleet pipeline that applies baseline rollouts.
+    pub rollout_pipeline: String,
 }
 
 impl Fleet {
-    pub fn new(store: Store) -> Self {
+    pub fn new(store: Store, executions: Arc<dyn ExecutionService>) -> Self {
         Fleet {
             store,
             clock: Utc::now,
+            executions,
+            vending_pipeline: "pipelines/account-vending".to_owned(),
+            rollout_pipeline: "pipelines/account-fleet".to_owned(),
         }
     }
 

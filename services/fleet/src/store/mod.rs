@@ -12,6 +12,7 @@ mod migration;
 mod ous;
 mod records;
 mod requests;
+mod rollouts;
 
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
 

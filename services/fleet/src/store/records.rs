@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 
 use super::StoreError;
-use super::entities::{account, baseline, baseline_version, freeze_window, ou};
+use super::entities::{account, baseline, baseline_version, freeze_window, ou, rollout};
 use crate::model::{
     Account, AccountState, Applied, Baseline, BaselineContent, BaselineFile, BaselineVersion,
-    Check, FreezeWindow, Ou, Override, Principal, Tier,
+    Check, FreezeWindow, Ou, Override, Plan, Principal, Rollout, RolloutState, Tier,
 };
 use crate::names::VersionRef;
 
@@ -194,5 +194,51 @@ pub fn freeze_window_row(w: &FreezeWindow) -> freeze_window::Model {
         overrides: to_json(&w.overrides),
         etag: w.etag.clone(),
         create_time: w.create_time,
+    }
+}
+
+pub fn rollout(m: rollout::Model) -> Result<Rollout, StoreError> {
+    let plan: Plan = from_json("rollout", &m.id, &m.plan)?;
+    let reverted_accounts: Vec<String> = from_json("rollout", &m.id, &m.reverted_accounts)?;
+    let created_by: Principal = from_json("rollout", &m.id, &m.created_by)?;
+    let state =
+        RolloutState::parse(&m.state).ok_or_else(|| corrupt("rollout", &m.id, "bad state"))?;
+    let baseline_version = VersionRef::from_stored(&m.baseline_version)
+        .ok_or_else(|| corrupt("rollout", &m.id, "bad baseline version"))?;
+    Ok(Rollout {
+        id: m.id,
+        baseline_version,
+        plan,
+        state,
+        state_reason: m.state_reason,
+        pipeline: m.pipeline,
+        execution: m.execution,
+        current_wave: m.current_wave.max(0) as u32,
+        reverted_accounts,
+        created_by,
+        create_time: m.create_time,
+        start_time: m.start_time,
+        end_time: m.end_time,
+    })
+}
+
+/// The row of a rollout; `seq` is the store's to set.
+pub fn rollout_row(r: &Rollout) -> rollout::Model {
+    rollout::Model {
+        seq: 0,
+        id: r.id.clone(),
+        baseline: r.baseline_version.baseline.clone(),
+        baseline_version: r.baseline_version.name(),
+        plan: to_json(&r.plan),
+        state: r.state.as_str().to_owned(),
+        state_reason: r.state_reason.clone(),
+        pipeline: r.pipeline.clone(),
+        execution: r.execution.clone(),
+        current_wave: r.current_wave as i32,
+        reverted_accounts: to_json(&r.reverted_accounts),
+        created_by: to_json(&r.created_by),
+        create_time: r.create_time,
+        start_time: r.start_time,
+        end_time: r.end_time,
     }
 }

@@ -5,6 +5,7 @@
 
 mod accounts;
 mod baselines;
+mod drift;
 mod grpc;
 mod planning;
 mod support;

@@ -17,7 +17,11 @@ pub async fn backends() -> Vec<Backend> {
 }
 
 pub async fn fleet(backend: &Backend) -> Fleet {
-    Fleet::new(Store::connect(&backend.url, 4).await.unwrap())
+    let store = Store::connect(&backend.url, 4).await.unwrap();
+    Fleet::new(
+        store,
+        std::sync::Arc::new(conveyor_fleet::executions::NoExecutions),
+    )
 }
 
 /// Runs `test` on a fresh fleet on every backend.

@@ -6,6 +6,7 @@ mod m20261127_000001_create_executions;
 mod m20261127_000002_create_artifacts;
 mod m20261127_000003_create_data_points;
 mod m20261127_000004_add_approval_deadline;
+mod m20261127_000005_add_parameters;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000002_create_artifacts::Migration),
             Box::new(m20261127_000003_create_data_points::Migration),
             Box::new(m20261127_000004_add_approval_deadline::Migration),
+            Box::new(m20261127_000005_add_parameters::Migration),
         ]
     }
 }
