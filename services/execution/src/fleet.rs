@@ -127,6 +127,10 @@ pub fn resolution(reply: Result<pb::ResolveTargetsResponse, tonic::Status>) -> R
                     .into_iter()
                     .map(|t| (t.account, t.region))
                     .collect(),
+                bake_secs: w
+                    .bake_time
+                    .filter(|d| d.seconds > 0 || d.nanos > 0)
+                    .map(|d| d.seconds.max(0) as u64),
             })
             .collect(),
         digest: r.plan_digest,

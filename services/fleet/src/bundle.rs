@@ -49,14 +49,18 @@ pub fn check_files(files: &mut [BaselineFile]) -> Result<(), Error> {
         ));
     }
     // A file may not also be a directory of another ("a" and "a/b").
-    if let Some(w) = files
-        .windows(2)
-        .find(|w| w[1].path.starts_with(&format!("{}/", w[0].path)))
-    {
-        return Err(Error::invalid(
-            "content.files",
-            format!("{:?} is a file and a directory", w[0].path),
-        ));
+    let paths: std::collections::HashSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    for f in files.iter() {
+        let mut dir = f.path.as_str();
+        while let Some((parent, _)) = dir.rsplit_once('/') {
+            if paths.contains(parent) {
+                return Err(Error::invalid(
+                    "content.files",
+                    format!("{parent:?} is a file and a directory"),
+                ));
+            }
+            dir = parent;
+        }
     }
     Ok(())
 }
@@ -173,7 +177,11 @@ mod tests {
                 .to_string()
                 .contains("twice")
         );
-        let mut nested = vec![file("a", "", false), file("a/b", "x", false)];
+        let mut nested = vec![
+            file("a", "", false),
+            file("a.txt", "", false),
+            file("a/b", "x", false),
+        ];
         assert!(
             check_files(&mut nested)
                 .unwrap_err()

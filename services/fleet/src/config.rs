@@ -33,6 +33,9 @@ pub struct Config {
     pub drift_check_interval_secs: u64,
     /// Where drift checks unpack baseline bundles.
     pub drift_check_dir: std::path::PathBuf,
+    /// Variables drift check commands get from the service's environment
+    /// (e.g. the credentials they need), beyond PATH, HOME, LANG and TMPDIR.
+    pub drift_check_env: Vec<String>,
 }
 
 impl Default for Config {
@@ -51,6 +54,7 @@ impl Default for Config {
             track_interval_secs: 5,
             drift_check_interval_secs: 3600,
             drift_check_dir: std::env::temp_dir().join("conveyor-fleet-checks"),
+            drift_check_env: Vec::new(),
         }
     }
 }

@@ -55,6 +55,7 @@ pub async fn register(
     let mut fleet = domain::Fleet::new(store, std::sync::Arc::new(executions));
     fleet.vending_pipeline = config.vending_pipeline.clone();
     fleet.rollout_pipeline = config.rollout_pipeline.clone();
+    fleet.drift_env = config.drift_check_env.clone();
     let mut tasks = vec![fleet.spawn_tracker(std::time::Duration::from_secs(
         config.track_interval_secs.max(1),
     ))];

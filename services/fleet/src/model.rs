@@ -135,6 +135,8 @@ pub struct Account {
     pub state: AccountState,
     pub state_reason: String,
     pub vending_execution: String,
+    /// The pipeline that vends the account; empty: the configured one.
+    pub vending_pipeline: String,
     pub applied: Option<Applied>,
     pub check: Option<Check>,
     pub etag: String,

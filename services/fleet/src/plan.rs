@@ -280,7 +280,10 @@ pub fn digest(baseline_version: Option<&str>, waves: &[Wave]) -> String {
             w.bake_time.map(|d| d.as_millis())
         ));
         for t in &w.targets {
-            h.update(format!("{}/{}\n", t.account, t.region));
+            h.update(t.account.as_bytes());
+            h.update(b"/");
+            h.update(t.region.as_bytes());
+            h.update(b"\n");
         }
     }
     format!("sha256:{}", hex::encode(h.finalize()))

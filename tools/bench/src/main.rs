@@ -5,8 +5,10 @@
 //!   conveyor-bench get --endpoint URL [--concurrency 32 --seconds 10]
 //!   conveyor-bench executions --definitions URL --execution URL --repository PATH
 //!       [--database-url URL --concurrency 1,16,256 --seconds 20]
+//!   conveyor-bench fleet --endpoint URL --database-url URL [--accounts 100000]
 
 mod executions;
+mod fleet;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -60,6 +62,21 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         actions_per_stage: usize,
     },
+    /// A large fleet seeded into a running fleet service: PlanRollout and
+    /// ListAccounts-by-subtree latency.
+    Fleet {
+        #[arg(long, default_value = "http://127.0.0.1:7703")]
+        endpoint: String,
+        /// The fleet service's Postgres database.
+        #[arg(long)]
+        database_url: String,
+        #[arg(long, default_value_t = 100_000)]
+        accounts: usize,
+        #[arg(long, default_value_t = 20)]
+        iterations: usize,
+        #[arg(long, default_value_t = 200)]
+        pages: usize,
+    },
     /// GetPipeline load against a running service.
     Get {
         #[arg(long, default_value = "http://127.0.0.1:7701")]
@@ -84,6 +101,22 @@ async fn main() -> anyhow::Result<()> {
             concurrency,
             seconds,
         } => get(&endpoint, concurrency, Duration::from_secs(seconds)).await,
+        Command::Fleet {
+            endpoint,
+            database_url,
+            accounts,
+            iterations,
+            pages,
+        } => {
+            fleet::run(fleet::Options {
+                endpoint,
+                database_url,
+                accounts,
+                iterations,
+                pages,
+            })
+            .await
+        }
         Command::Executions {
             definitions,
             execution,

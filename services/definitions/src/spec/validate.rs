@@ -495,11 +495,26 @@ impl Validator {
             if sel.tier.is_none() && sel.organizational_unit.is_none() && sel.tags.is_empty() {
                 self.err(&*ff, "select accounts by tier, organizationalUnit or tags");
             }
-            if let Some(ou) = &sel.organizational_unit {
-                self.text(&format!("{ff}.organizationalUnit"), ou, 256, true);
+            if let Some(ou) = &sel.organizational_unit
+                && !is_valid_name(ou)
+            {
+                self.err(
+                    format!("{ff}.organizationalUnit"),
+                    format!("{ou:?} is not an OU id: {NAME_RULE}"),
+                );
             }
             self.regions(&format!("{ff}.regions"), &sel.regions);
             self.labels(&format!("{ff}.tags"), &sel.tags);
+            // The fleet's tag rule: no quotes, spaces or other punctuation.
+            let tag_char = |b: u8| b.is_ascii_alphanumeric() || b"-_.:/@".contains(&b);
+            for (key, value) in &sel.tags {
+                if !value.bytes().all(tag_char) {
+                    self.err(
+                        format!("{ff}.tags.{key}"),
+                        "fleet tag values hold only letters, digits and -_.:/@",
+                    );
+                }
+            }
             if !(2..=10).contains(&sel.growth_factor) {
                 self.err(format!("{ff}.growthFactor"), "must be between 2 and 10");
             }

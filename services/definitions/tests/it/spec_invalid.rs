@@ -265,6 +265,23 @@ const CASES: &[(&str, &str, Mutation)] = &[
         },
     ),
     (
+        "fleet selector with an OU that is not an id",
+        "spec.stages[2].deployment.fromFleet.organizationalUnit",
+        |d| {
+            d["spec"]["stages"][2]["deployment"]["waves"] = json!([]);
+            d["spec"]["stages"][2]["deployment"]["fromFleet"] =
+                json!({"organizationalUnit": "Prod OU"});
+        },
+    ),
+    (
+        "fleet selector with a tag the fleet refuses",
+        "spec.stages[2].deployment.fromFleet.tags.team",
+        |d| {
+            d["spec"]["stages"][2]["deployment"]["waves"] = json!([]);
+            d["spec"]["stages"][2]["deployment"]["fromFleet"] = json!({"tags": {"team": "a b"}});
+        },
+    ),
+    (
         "duplicate wave",
         "spec.stages[2].deployment.waves[1].name",
         |d| d["spec"]["stages"][2]["deployment"]["waves"][1]["name"] = json!("one"),

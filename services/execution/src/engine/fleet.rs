@@ -15,6 +15,8 @@ pub const TEMPLATE_WAVE: i32 = -1;
 pub struct ResolvedWave {
     pub name: String,
     pub targets: Vec<(String, String)>,
+    /// The plan's bake after this wave; `None`: the deployment's bakeTime.
+    pub bake_secs: Option<u64>,
 }
 
 /// What asking the fleet service gave.
@@ -124,7 +126,7 @@ fn materialize(s: &mut Snapshot, pos: usize, waves: Vec<ResolvedWave>, digest: S
         .iter()
         .map(|w| WavePlan {
             name: w.name.clone(),
-            bake_secs,
+            bake_secs: w.bake_secs.unwrap_or(bake_secs),
         })
         .collect();
     stage.current_wave = 0;

@@ -101,6 +101,7 @@ fn account(id: &str, ou: &str) -> NewAccount {
         tier: Tier::Production,
         regions: vec!["us-east-1".into()],
         tags: Default::default(),
+        vending_pipeline: String::new(),
         principal: Principal {
             id: "alice".into(),
             groups: vec![],

@@ -57,6 +57,7 @@ async fn seed(fleet: &Fleet) {
             tier,
             regions: vec!["us-east-1".into()],
             tags: Default::default(),
+            vending_pipeline: String::new(),
             principal: Principal::default(),
         };
         fleet.create_account(account, "").await.unwrap();

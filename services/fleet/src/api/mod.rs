@@ -8,7 +8,8 @@ use conveyor_api::fleet::v1::fleet_service_server::{FleetService, FleetServiceSe
 use tonic::{Request, Response, Status};
 
 use crate::domain::{
-    self, AccountQuery, Fleet, Grant, NewAccount, NewBaselineVersion, NewFreeze, NewRollout,
+    self, AccountQuery, Fleet, Grant, Lifecycle, NewAccount, NewBaselineVersion, NewFreeze,
+    NewRollout,
 };
 use crate::error::Error;
 use crate::names::{self, VersionRef};
@@ -59,8 +60,8 @@ impl FleetService for FleetApi {
             regions: a.regions,
             tags: convert::tags(a.tags),
             principal: convert::principal(r.principal),
+            vending_pipeline: r.vending_pipeline,
         };
-        names::check_pipeline("vending_pipeline", &r.vending_pipeline)?;
         let account = self.fleet.create_account(new, &r.request_id).await?;
         ok(convert::account(account))
     }
@@ -161,7 +162,14 @@ impl FleetService for FleetApi {
         let by = convert::principal(r.principal);
         ok(convert::account(
             self.fleet
-                .suspend_account(id, &r.reason, &by, &r.etag, &r.request_id)
+                .transition_account(
+                    Lifecycle::Suspend,
+                    id,
+                    &r.reason,
+                    &by,
+                    &r.etag,
+                    &r.request_id,
+                )
                 .await?,
         ))
     }
@@ -175,7 +183,14 @@ impl FleetService for FleetApi {
         let by = convert::principal(r.principal);
         ok(convert::account(
             self.fleet
-                .reactivate_account(id, &r.reason, &by, &r.etag, &r.request_id)
+                .transition_account(
+                    Lifecycle::Reactivate,
+                    id,
+                    &r.reason,
+                    &by,
+                    &r.etag,
+                    &r.request_id,
+                )
                 .await?,
         ))
     }
@@ -186,7 +201,7 @@ impl FleetService for FleetApi {
         let by = convert::principal(r.principal);
         ok(convert::account(
             self.fleet
-                .close_account(id, &r.reason, &by, &r.etag, &r.request_id)
+                .transition_account(Lifecycle::Close, id, &r.reason, &by, &r.etag, &r.request_id)
                 .await?,
         ))
     }

@@ -20,6 +20,16 @@ pub struct NewAccount {
     pub regions: Vec<String>,
     pub tags: BTreeMap<String, String>,
     pub principal: Principal,
+    /// `pipelines/{p}`; empty: the configured vending pipeline.
+    pub vending_pipeline: String,
+}
+
+/// A lifecycle change an operator asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    Suspend,
+    Reactivate,
+    Close,
 }
 
 /// Which accounts to list.
@@ -89,6 +99,7 @@ impl Fleet {
         text("account.owner", &new.owner, 256)?;
         check_regions("account.regions", &mut new.regions)?;
         check_tags("account.tags", &new.tags)?;
+        names::check_pipeline("vending_pipeline", &new.vending_pipeline)?;
         let key = request_key(request_id, "CreateAccount", &new)?;
         let now = self.now();
         let account = Account {
@@ -114,6 +125,7 @@ impl Fleet {
                 }
             ),
             vending_execution: String::new(),
+            vending_pipeline: new.vending_pipeline.clone(),
             applied: None,
             check: None,
             etag: String::new(),
@@ -269,8 +281,11 @@ impl Fleet {
             })
     }
 
-    pub async fn suspend_account(
+    /// Suspends, reactivates or closes an account; `reason` and `by` go in
+    /// its state_reason.
+    pub async fn transition_account(
         &self,
+        to: Lifecycle,
         id: &str,
         reason: &str,
         by: &Principal,
@@ -278,43 +293,27 @@ impl Fleet {
         request_id: &str,
     ) -> Result<AccountView, Error> {
         text("reason", reason, 1024)?;
-        let patch = AccountPatch::Suspend {
-            reason: reason_by(reason, by, "suspended"),
+        let (method, patch) = match to {
+            Lifecycle::Suspend => (
+                "SuspendAccount",
+                AccountPatch::Suspend {
+                    reason: reason_by(reason, by, "suspended"),
+                },
+            ),
+            Lifecycle::Reactivate => (
+                "ReactivateAccount",
+                AccountPatch::Reactivate {
+                    reason: reason_by(reason, by, "reactivated"),
+                },
+            ),
+            Lifecycle::Close => (
+                "CloseAccount",
+                AccountPatch::Close {
+                    reason: reason_by(reason, by, "closed"),
+                },
+            ),
         };
-        self.change(id, etag, request_id, "SuspendAccount", patch)
-            .await
-    }
-
-    pub async fn reactivate_account(
-        &self,
-        id: &str,
-        reason: &str,
-        by: &Principal,
-        etag: &str,
-        request_id: &str,
-    ) -> Result<AccountView, Error> {
-        text("reason", reason, 1024)?;
-        let patch = AccountPatch::Reactivate {
-            reason: reason_by(reason, by, "reactivated"),
-        };
-        self.change(id, etag, request_id, "ReactivateAccount", patch)
-            .await
-    }
-
-    pub async fn close_account(
-        &self,
-        id: &str,
-        reason: &str,
-        by: &Principal,
-        etag: &str,
-        request_id: &str,
-    ) -> Result<AccountView, Error> {
-        text("reason", reason, 1024)?;
-        let patch = AccountPatch::Close {
-            reason: reason_by(reason, by, "closed"),
-        };
-        self.change(id, etag, request_id, "CloseAccount", patch)
-            .await
+        self.change(id, etag, request_id, method, patch).await
     }
 
     /// Records a vending step: PROVISIONING with its execution, then

@@ -3,6 +3,9 @@
 //! unpacked bundle (in the fleet service's environment, with
 //! CONVEYOR_ACCOUNT, CONVEYOR_REGION and CONVEYOR_BASELINE_VERSION set);
 //! a non-zero exit marks the account CHECK_FAILED with the output's tail.
+//! The command does not inherit the service's environment (its database
+//! URL, its credentials): only PATH, HOME, LANG, TMPDIR and the variables
+//! named in `drift_check_env` are passed.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -64,7 +67,7 @@ impl Fleet {
                 let Some((version, dir)) = bundles.get(&applied.version) else {
                     continue;
                 };
-                match check_account(&account, version, dir).await {
+                match check_account(&account, version, dir, &self.drift_env).await {
                     Ok(failure) => {
                         summary.checked += 1;
                         summary.drifted += usize::from(failure.is_some());
@@ -155,9 +158,21 @@ async fn check_account(
     account: &Account,
     version: &BaselineVersion,
     dir: &Path,
+    pass_env: &[String],
 ) -> std::io::Result<Option<String>> {
     for region in &account.regions {
         let mut command = tokio::process::Command::new("sh");
+        command.env_clear();
+        let always = ["PATH", "HOME", "LANG", "TMPDIR"];
+        for name in always
+            .iter()
+            .copied()
+            .chain(pass_env.iter().map(String::as_str))
+        {
+            if let Some(value) = std::env::var_os(name) {
+                command.env(name, value);
+            }
+        }
         command
             .arg("-c")
             .arg(&version.content.check_command)

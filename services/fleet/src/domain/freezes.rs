@@ -34,6 +34,8 @@ impl Fleet {
         mut new: NewFreeze,
         request_id: &str,
     ) -> Result<FreezeWindow, Error> {
+        // The key is taken before an id is generated, so a retry matches.
+        let key = request_key(request_id, "CreateFreezeWindow", &new)?;
         if new.id.is_empty() {
             new.id = names::generate_id("freeze");
         } else {
@@ -58,7 +60,6 @@ impl Fleet {
                 "must be in the future",
             ));
         }
-        let key = request_key(request_id, "CreateFreezeWindow", &new)?;
         let window = FreezeWindow {
             ou: new.ou.clone(),
             id: new.id,

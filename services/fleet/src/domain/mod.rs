@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-pub use accounts::{AccountQuery, NewAccount, check_regions, check_tags};
+pub use accounts::{AccountQuery, Lifecycle, NewAccount, check_regions, check_tags};
 pub use baselines::NewBaselineVersion;
 pub use drift::DriftSummary;
 pub use freezes::{Grant, NewFreeze};
@@ -51,6 +51,9 @@ pub struct Fleet {
     pub vending_pipeline: String,
     /// The account-fleet pipeline that applies baseline rollouts.
     pub rollout_pipeline: String,
+    /// Variables drift checks get from the service's environment, beyond
+    /// PATH, HOME, LANG and TMPDIR.
+    pub drift_env: Vec<String>,
 }
 
 impl Fleet {
@@ -61,6 +64,7 @@ impl Fleet {
             executions,
             vending_pipeline: "pipelines/account-vending".to_owned(),
             rollout_pipeline: "pipelines/account-fleet".to_owned(),
+            drift_env: Vec::new(),
         }
     }
 

@@ -1,16 +1,14 @@
 //! Rollout plans, application targets and drift: which ACTIVE accounts a
 //! selector picks, how the planner groups them, and which freezes hold them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use super::{Fleet, Page, Tree, token_id};
 use crate::error::Error;
-use crate::model::{
-    Account, AccountState, AccountView, DriftState, FreezeWindow, Plan, Selector, Strategy,
-};
+use crate::model::{AccountState, AccountView, DriftState, FreezeWindow, Plan, Selector, Strategy};
 use crate::names::{self, VersionRef};
 use crate::plan::{self, Candidate};
-use crate::store::AccountFilter;
+use crate::store::{AccountFilter, PlanRow};
 
 /// A plan and the freezes that hold it now.
 #[derive(Debug, Clone)]
@@ -97,7 +95,7 @@ impl Fleet {
         self.planned(None, selector, strategy, pipeline, "").await
     }
 
-    async fn planned(
+    pub(super) async fn planned(
         &self,
         baseline: Option<&VersionRef>,
         selector: Selector,
@@ -108,42 +106,42 @@ impl Fleet {
         check_strategy("strategy", &strategy)?;
         let tree = self.tree().await?;
         let (accounts, mut notes) = self.select(&tree, &selector, baseline).await?;
-        let candidates: Vec<Candidate> = accounts
-            .iter()
-            .map(|a| Candidate {
+        let mut paths: BTreeSet<&str> = BTreeSet::new();
+        let mut candidates = Vec::with_capacity(accounts.len());
+        let mut without_region = 0;
+        for a in &accounts {
+            let regions = selected_regions(&a.regions, &selector);
+            if regions.is_empty() {
+                without_region += 1;
+                continue;
+            }
+            paths.insert(a.ou_path.as_str());
+            candidates.push(Candidate {
                 account: a.id.clone(),
                 tier: a.tier,
-                regions: selected_regions(a, &selector),
-            })
-            .collect();
-        let without_region = candidates.iter().filter(|c| c.regions.is_empty()).count();
+                regions,
+            });
+        }
         if without_region > 0 {
             notes.push(format!(
                 "{without_region} account(s) left out: none of the selected regions enabled"
             ));
         }
+        let account_count = candidates.len() as u32;
         let waves = plan::plan(candidates, &strategy);
         notes.extend(waves.notes);
         let waves = waves.waves;
-        let planned_accounts: BTreeSet<&str> = waves
-            .iter()
-            .flat_map(|w| w.targets.iter().map(|t| t.account.as_str()))
-            .collect();
         let target_count = waves.iter().map(|w| w.targets.len()).sum::<usize>() as u32;
         let version_name = baseline.map(VersionRef::name);
         let digest = plan::digest(version_name.as_deref(), &waves);
-        let ous: BTreeSet<String> = accounts
-            .iter()
-            .filter(|a| planned_accounts.contains(a.id.as_str()))
-            .flat_map(|a| crate::model::path_ids(&a.ou_path))
-            .collect();
+        let ous: BTreeSet<String> = paths.into_iter().flat_map(crate::model::path_ids).collect();
         let active_freezes = self.holding_freezes(&ous, pipeline, rollout).await?;
         Ok(Planned {
             plan: Plan {
                 baseline_version: version_name,
                 selector,
                 strategy,
-                account_count: planned_accounts.len() as u32,
+                account_count,
                 target_count,
                 waves,
                 explanation: notes,
@@ -181,7 +179,7 @@ impl Fleet {
         tree: &Tree,
         s: &Selector,
         baseline: Option<&VersionRef>,
-    ) -> Result<(Vec<Account>, Vec<String>), Error> {
+    ) -> Result<(Vec<PlanRow>, Vec<String>), Error> {
         let mut paths = Vec::new();
         for (i, ou) in s.ous.iter().enumerate() {
             let found = tree.get(ou).ok_or_else(|| {
@@ -199,7 +197,7 @@ impl Fleet {
             };
             let known: BTreeSet<String> = self
                 .store
-                .list_accounts(&filter, None, None)
+                .plan_candidates(&filter)
                 .await?
                 .into_iter()
                 .map(|a| a.id)
@@ -225,7 +223,7 @@ impl Fleet {
             states: vec![AccountState::Active],
             ids: s.accounts.clone(),
         };
-        let mut accounts = self.store.list_accounts(&filter, None, None).await?;
+        let mut accounts = self.store.plan_candidates(&filter).await?;
         if paths.len() > 1 {
             accounts.retain(|a| paths.iter().any(|p| a.ou_path.starts_with(p.as_str())));
         }
@@ -234,10 +232,14 @@ impl Fleet {
             accounts.len()
         )];
         if let Some(v) = baseline {
+            // Accounts share few OU paths: decide once per path.
+            let mut wanted: HashMap<String, bool> = HashMap::new();
             let before = accounts.len();
             accounts.retain(|a| {
-                tree.desired_on(&a.ou_path)
-                    .is_some_and(|d| d.version.baseline == v.baseline)
+                *wanted.entry(a.ou_path.clone()).or_insert_with(|| {
+                    tree.desired_on(&a.ou_path)
+                        .is_some_and(|d| d.version.baseline == v.baseline)
+                })
             });
             let left_out = before - accounts.len();
             if left_out > 0 {
@@ -316,8 +318,8 @@ impl Fleet {
 }
 
 /// The account's regions the selector keeps (all without a region filter).
-fn selected_regions(a: &Account, s: &Selector) -> Vec<String> {
-    a.regions
+fn selected_regions(regions: &[String], s: &Selector) -> Vec<String> {
+    regions
         .iter()
         .filter(|r| s.regions.is_empty() || s.regions.contains(r))
         .cloned()

@@ -35,6 +35,8 @@ impl Fleet {
         mut new: NewRollout,
         request_id: &str,
     ) -> Result<Rollout, Error> {
+        // The key is taken before an id is generated, so a retry matches.
+        let key = request_key(request_id, "StartRollout", &new)?;
         if new.id.is_empty() {
             new.id = names::generate_id("rollout");
         } else {
@@ -44,17 +46,46 @@ impl Fleet {
             new.pipeline = self.rollout_pipeline.clone();
         }
         names::check_pipeline("pipeline", &new.pipeline)?;
-        let key = request_key(request_id, "StartRollout", &new)?;
         let rollout = names::rollout_name(&new.id);
         let version = new.version.clone();
+        self.store
+            .baseline_version(&version, false)
+            .await
+            .map_err(|e| match Error::from(e) {
+                Error::NotFound(name) => {
+                    Error::invalid("baseline_version", format!("{name} does not exist"))
+                }
+                e => e,
+            })?;
         let planned = self
-            .plan_rollout(Some(version.clone()), new.selector, new.strategy)
+            .planned(
+                Some(&version),
+                new.selector,
+                new.strategy,
+                &new.pipeline,
+                &rollout,
+            )
             .await?;
         if !new.plan_digest.is_empty() && new.plan_digest != planned.plan.digest {
             return Err(Error::PlanChanged {
                 expected: new.plan_digest,
                 actual: planned.plan.digest,
             });
+        }
+        if !planned.active_freezes.is_empty() {
+            let windows: Vec<String> = planned
+                .active_freezes
+                .iter()
+                .map(|w| format!("{} ({})", names::freeze_window_name(&w.ou, &w.id), w.reason))
+                .collect();
+            return Err(Error::precondition(
+                "FROZEN",
+                rollout.clone(),
+                format!(
+                    "held by freeze window {}; override it for this rollout or wait for it to end",
+                    windows.join(", ")
+                ),
+            ));
         }
         if planned.plan.waves.is_empty() {
             return Err(Error::precondition(
@@ -199,6 +230,26 @@ impl Fleet {
                 }
                 e => e,
             })?;
+        if r.pipeline != pipeline {
+            return Err(Error::invalid(
+                "pipeline",
+                format!(
+                    "{} is applied by {}, not {pipeline:?}",
+                    names::rollout_name(id),
+                    r.pipeline
+                ),
+            ));
+        }
+        if r.state.is_final() {
+            return Err(Error::invalid(
+                "rollout",
+                format!(
+                    "{} has ended ({})",
+                    names::rollout_name(id),
+                    r.state.as_str()
+                ),
+            ));
+        }
         let accounts: BTreeSet<&str> = r
             .plan
             .waves

@@ -13,6 +13,7 @@ use super::Fleet;
 use super::rollouts::{DIGEST_PARAMETER, VERSION_PARAMETER};
 use crate::error::Error;
 use crate::model::{Account, AccountState, Rollout, RolloutState};
+use crate::names::VersionRef;
 use crate::store::AccountFilter;
 
 /// The execution parameters a vending execution carries.
@@ -26,11 +27,20 @@ impl Fleet {
             states: vec![AccountState::Requested, AccountState::Provisioning],
             ..AccountFilter::default()
         };
+        // One account or rollout that cannot be followed now does not stop the others.
         for account in self.store.list_accounts(&waiting, None, Some(500)).await? {
-            changed += usize::from(self.follow_vending(account).await?);
+            let id = account.id.clone();
+            match self.follow_vending(account).await {
+                Ok(moved) => changed += usize::from(moved),
+                Err(e) => tracing::warn!(account = %id, error = %e, "cannot follow vending"),
+            }
         }
         for rollout in self.store.open_rollouts().await? {
-            changed += usize::from(self.follow_rollout(rollout).await?);
+            let id = rollout.id.clone();
+            match self.follow_rollout(rollout).await {
+                Ok(moved) => changed += usize::from(moved),
+                Err(e) => tracing::warn!(rollout = %id, error = %e, "cannot follow rollout"),
+            }
         }
         Ok(changed)
     }
@@ -64,10 +74,15 @@ impl Fleet {
             parameters.insert(VERSION_PARAMETER.to_owned(), d.version.name());
             parameters.insert(DIGEST_PARAMETER.to_owned(), version.digest);
         }
+        let pipeline = if account.vending_pipeline.is_empty() {
+            self.vending_pipeline.as_str()
+        } else {
+            account.vending_pipeline.as_str()
+        };
         let started = self
             .executions
             .start(
-                &self.vending_pipeline,
+                pipeline,
                 parameters,
                 &format!("fleet-vend-{}", account.id),
                 &Default::default(),
@@ -87,11 +102,7 @@ impl Fleet {
                 Ok(true)
             }
             Err(status) => {
-                let reason = format!(
-                    "waiting to start {}: {}",
-                    self.vending_pipeline,
-                    status.message()
-                );
+                let reason = format!("waiting to start {pipeline}: {}", status.message());
                 if reason != account.state_reason {
                     tracing::warn!(account = %account.id, reason = %reason, "vending not started; will retry");
                     self.record_provisioning(&account.id, AccountState::Requested, &reason, "")
@@ -116,12 +127,17 @@ impl Fleet {
             return Ok(false);
         }
         if e.state == pb::ExecutionState::Succeeded as i32 {
-            let desired = self.tree().await?.desired_on(&account.ou_path);
+            // What the execution applied, not what is desired now; recorded
+            // before the account turns ACTIVE, so an ACTIVE account shows it.
+            let applied = e
+                .parameters
+                .get(VERSION_PARAMETER)
+                .and_then(|v| VersionRef::from_stored(v));
+            if let Some(version) = applied {
+                self.record_apply(&account.id, version, &e.name).await?;
+            }
             self.record_provisioning(&account.id, AccountState::Active, "provisioned", "")
                 .await?;
-            if let Some(d) = desired {
-                self.record_apply(&account.id, d.version, &e.name).await?;
-            }
             tracing::info!(account = %account.id, "account provisioned");
         } else {
             let reason = format!(
@@ -257,15 +273,16 @@ impl Progress {
         };
         let reverted: BTreeSet<String> = runs
             .iter()
-            .filter(|a| a.rollback)
+            .filter(|a| a.rollback && a.state == pb::ActionState::Succeeded as i32)
             .map(|a| account(a))
             .collect();
-        let mut failed: BTreeSet<String> = runs
+        // Not applied: a run that did not succeed, or any rollback at all
+        // (one that failed leaves the account in an unknown state).
+        let failed: BTreeSet<String> = runs
             .iter()
-            .filter(|a| !a.rollback && a.state != pb::ActionState::Succeeded as i32)
+            .filter(|a| a.rollback || a.state != pb::ActionState::Succeeded as i32)
             .map(|a| account(a))
             .collect();
-        failed.extend(reverted.iter().cloned());
         let applied = runs
             .iter()
             .filter(|a| !a.rollback)

@@ -76,6 +76,38 @@ impl Store {
         find(&self.db, id).await
     }
 
+    /// What the planner needs of every account `filter` matches, by id:
+    /// four columns instead of whole rows (plans cover the whole fleet).
+    pub async fn plan_candidates(
+        &self,
+        filter: &AccountFilter,
+    ) -> Result<Vec<PlanRow>, StoreError> {
+        let query = filtered(account::Entity::find(), filter)
+            .select_only()
+            .columns([
+                account::Column::Id,
+                account::Column::Tier,
+                account::Column::Regions,
+                account::Column::OuPath,
+            ])
+            .order_by_asc(account::Column::Id);
+        let rows: Vec<(String, String, String, String)> = query.into_tuple().all(&self.db).await?;
+        rows.into_iter()
+            .map(|(id, tier, regions, ou_path)| {
+                let tier = Tier::parse(&tier)
+                    .ok_or_else(|| StoreError::Corrupt(format!("account {id:?}: bad tier")))?;
+                let regions = serde_json::from_str(&regions)
+                    .map_err(|e| StoreError::Corrupt(format!("account {id:?}: {e}")))?;
+                Ok(PlanRow {
+                    id,
+                    tier,
+                    regions,
+                    ou_path,
+                })
+            })
+            .collect()
+    }
+
     /// Accounts ordered by id, after `after`, at most `limit` (all with `None`).
     pub async fn list_accounts(
         &self,
@@ -83,34 +115,12 @@ impl Store {
         after: Option<&str>,
         limit: Option<u64>,
     ) -> Result<Vec<Account>, StoreError> {
-        let mut query = account::Entity::find().order_by_asc(account::Column::Id);
+        let mut query = filtered(account::Entity::find(), filter).order_by_asc(account::Column::Id);
         if let Some(limit) = limit {
             query = query.limit(limit);
         }
         if let Some(after) = after {
             query = query.filter(account::Column::Id.gt(after));
-        }
-        if let Some(path) = &filter.ou_path {
-            query = query.filter(Expr::col(account::Column::OuPath).like(like_prefix(path)));
-        }
-        if !filter.tiers.is_empty() {
-            query =
-                query.filter(account::Column::Tier.is_in(filter.tiers.iter().map(|t| t.as_str())));
-        }
-        if !filter.states.is_empty() {
-            query = query
-                .filter(account::Column::State.is_in(filter.states.iter().map(|s| s.as_str())));
-        }
-        if !filter.ids.is_empty() {
-            query = query.filter(account::Column::Id.is_in(filter.ids.iter().cloned()));
-        }
-        if let Some(region) = &filter.region {
-            let quoted = records::to_json(region);
-            query = query.filter(Expr::col(account::Column::Regions).like(like_contains(&quoted)));
-        }
-        for (key, value) in &filter.tags {
-            let pair = format!("{}:{}", records::to_json(key), records::to_json(value));
-            query = query.filter(Expr::col(account::Column::Tags).like(like_contains(&pair)));
         }
         query
             .all(&self.db)
@@ -177,6 +187,45 @@ impl Store {
         })
         .await
     }
+}
+
+/// `query` narrowed to the accounts `filter` matches.
+fn filtered(
+    mut query: sea_orm::Select<account::Entity>,
+    filter: &AccountFilter,
+) -> sea_orm::Select<account::Entity> {
+    if let Some(path) = &filter.ou_path {
+        query = query.filter(Expr::col(account::Column::OuPath).like(like_prefix(path)));
+    }
+    if !filter.tiers.is_empty() {
+        query = query.filter(account::Column::Tier.is_in(filter.tiers.iter().map(|t| t.as_str())));
+    }
+    if !filter.states.is_empty() {
+        query =
+            query.filter(account::Column::State.is_in(filter.states.iter().map(|s| s.as_str())));
+    }
+    if !filter.ids.is_empty() {
+        query = query.filter(account::Column::Id.is_in(filter.ids.iter().cloned()));
+    }
+    if let Some(region) = &filter.region {
+        let quoted = records::to_json(region);
+        query = query.filter(Expr::col(account::Column::Regions).like(like_contains(&quoted)));
+    }
+    for (key, value) in &filter.tags {
+        let pair = format!("{}:{}", records::to_json(key), records::to_json(value));
+        query = query.filter(Expr::col(account::Column::Tags).like(like_contains(&pair)));
+    }
+    query
+}
+
+/// An account as the planner sees it.
+#[derive(Debug, Clone)]
+pub struct PlanRow {
+    pub id: String,
+    pub tier: Tier,
+    pub regions: Vec<String>,
+    /// The path of the account's OU.
+    pub ou_path: String,
 }
 
 fn refuse(account: &Account, what: &str) -> StoreError {

@@ -48,6 +48,8 @@ pub mod account {
         #[sea_orm(column_type = "Text")]
         pub state_reason: String,
         pub vending_execution: String,
+        /// The pipeline that vends the account; empty: the configured one.
+        pub vending_pipeline: String,
         pub applied_version: Option<String>,
         pub apply_time: Option<DateTimeUtc>,
         pub apply_execution: String,

@@ -16,7 +16,7 @@ mod rollouts;
 
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
 
-pub use accounts::{AccountFilter, AccountPatch};
+pub use accounts::{AccountFilter, AccountPatch, PlanRow};
 pub use baselines::NewVersion;
 pub use migration::Migrator;
 pub use requests::RequestKey;

@@ -86,6 +86,7 @@ pub fn account(m: account::Model) -> Result<Account, StoreError> {
         state,
         state_reason: m.state_reason,
         vending_execution: m.vending_execution,
+        vending_pipeline: m.vending_pipeline,
         applied,
         check,
         etag: m.etag,
@@ -107,6 +108,7 @@ pub fn account_row(a: &Account) -> account::Model {
         state: a.state.as_str().to_owned(),
         state_reason: a.state_reason.clone(),
         vending_execution: a.vending_execution.clone(),
+        vending_pipeline: a.vending_pipeline.clone(),
         applied_version: a.applied.as_ref().map(|x| x.version.name()),
         apply_time: a.applied.as_ref().map(|x| x.time),
         apply_execution: a

@@ -1,6 +1,6 @@
 //! Accounts: vending requests, filters and pages, lifecycle, idempotency.
 
-use conveyor_fleet::domain::AccountQuery;
+use conveyor_fleet::domain::{AccountQuery, Lifecycle};
 use conveyor_fleet::error::Error;
 use conveyor_fleet::model::{AccountState, Principal, Tier};
 
@@ -95,7 +95,7 @@ on_every_backend!(lifecycle_transitions_are_checked, |fleet| {
     // REQUESTED cannot be suspended.
     refused(
         fleet
-            .suspend_account("acct-1", "x", &by, "", "")
+            .transition_account(Lifecycle::Suspend, "acct-1", "x", &by, "", "")
             .await
             .unwrap_err(),
     );
@@ -109,7 +109,7 @@ on_every_backend!(lifecycle_transitions_are_checked, |fleet| {
         .await
         .unwrap();
     let suspended = fleet
-        .suspend_account("acct-1", "incident", &by, "", "")
+        .transition_account(Lifecycle::Suspend, "acct-1", "incident", &by, "", "")
         .await
         .unwrap();
     assert_eq!(suspended.account.state, AccountState::Suspended);
@@ -119,29 +119,43 @@ on_every_backend!(lifecycle_transitions_are_checked, |fleet| {
     );
     refused(
         fleet
-            .suspend_account("acct-1", "again", &by, "", "")
+            .transition_account(Lifecycle::Suspend, "acct-1", "again", &by, "", "")
             .await
             .unwrap_err(),
     );
     let back = fleet
-        .reactivate_account("acct-1", "", &by, &suspended.account.etag, "")
+        .transition_account(
+            Lifecycle::Reactivate,
+            "acct-1",
+            "",
+            &by,
+            &suspended.account.etag,
+            "",
+        )
         .await
         .unwrap();
     assert_eq!(back.account.state, AccountState::Active);
     assert_eq!(back.account.vending_execution, "pipelines/v/executions/1");
     // The old etag is stale now.
     let stale = fleet
-        .close_account("acct-1", "", &by, &suspended.account.etag, "")
+        .transition_account(
+            Lifecycle::Close,
+            "acct-1",
+            "",
+            &by,
+            &suspended.account.etag,
+            "",
+        )
         .await
         .unwrap_err();
     assert!(matches!(stale, Error::EtagMismatch { .. }), "{stale:?}");
     fleet
-        .close_account("acct-1", "decommissioned", &by, "", "")
+        .transition_account(Lifecycle::Close, "acct-1", "decommissioned", &by, "", "")
         .await
         .unwrap();
     refused(
         fleet
-            .close_account("acct-1", "", &by, "", "")
+            .transition_account(Lifecycle::Close, "acct-1", "", &by, "", "")
             .await
             .unwrap_err(),
     );

@@ -8,5 +8,6 @@ mod baselines;
 mod drift;
 mod grpc;
 mod planning;
+mod rollouts;
 mod support;
 mod tree;

@@ -89,6 +89,7 @@ pub fn new_account(
             id: "alice".to_owned(),
             groups: vec![],
         },
+        vending_pipeline: String::new(),
     }
 }
 

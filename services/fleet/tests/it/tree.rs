@@ -1,7 +1,7 @@
 //! The OU tree: subtree queries, moves that carry accounts along, cycles
 //! and non-empty deletes refused.
 
-use conveyor_fleet::domain::AccountQuery;
+use conveyor_fleet::domain::{AccountQuery, Lifecycle};
 use conveyor_fleet::error::Error;
 use conveyor_fleet::model::{AccountState, Principal, Tier};
 
@@ -89,7 +89,7 @@ on_every_backend!(only_empty_ous_are_deleted, |fleet| {
     fleet.delete_ou("sub", "").await.unwrap();
     let by = Principal::default();
     let closed = fleet
-        .close_account("acct-1", "done", &by, "", "")
+        .transition_account(Lifecycle::Close, "acct-1", "done", &by, "", "")
         .await
         .unwrap();
     assert_eq!(closed.account.state, AccountState::Closed);
