@@ -8,7 +8,7 @@
 //! end a wave early: the share of production accounts, the wave size, and,
 //! with one region at a time, a second region of an account already in it.
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 
 use sha2::{Digest, Sha256};
 
@@ -42,8 +42,9 @@ pub fn plan(mut candidates: Vec<Candidate>, strategy: &Strategy) -> Waves {
         c.regions.dedup();
     }
     candidates.retain(|c| !c.regions.is_empty());
-    candidates
-        .sort_by(|a, b| (a.tier.plan_rank(), &a.account).cmp(&(b.tier.plan_rank(), &b.account)));
+    candidates.sort_unstable_by(|a, b| {
+        (a.tier.plan_rank(), &a.account).cmp(&(b.tier.plan_rank(), &b.account))
+    });
     let production = candidates
         .iter()
         .filter(|c| c.tier == Tier::Production)
@@ -196,7 +197,7 @@ fn plan_tier(
             }
         };
         let mut members: Vec<&Unit> = Vec::new();
-        let mut accounts = BTreeSet::new();
+        let mut accounts: HashSet<&str> = HashSet::new();
         let mut target_count = 0usize;
         let mut stop = None;
         while next < total && members.len() < goal {
@@ -253,7 +254,7 @@ fn wave(
     explanation: String,
 ) -> Wave {
     let targets: Vec<Target> = units.iter().flat_map(|u| u.targets.clone()).collect();
-    let accounts: BTreeSet<&str> = units.iter().map(|u| u.account.as_str()).collect();
+    let accounts: HashSet<&str> = units.iter().map(|u| u.account.as_str()).collect();
     Wave {
         name,
         production_accounts: if tier == Tier::Production {
@@ -291,6 +292,8 @@ pub fn digest(baseline_version: Option<&str>, waves: &[Wave]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     fn fleet(tier: Tier, prefix: &str, n: usize, regions: &[&str]) -> Vec<Candidate> {

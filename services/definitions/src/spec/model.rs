@@ -436,7 +436,7 @@ pub struct FleetSelector {
     pub regions: Vec<String>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
-    /// Growth factor of successive waves after the first one-target wave.
+    /// Growth factor of successive waves after each tier's one-account canary wave.
     #[serde(default = "default_growth")]
     pub growth_factor: u32,
 }

@@ -104,20 +104,28 @@ impl Fleet {
         rollout: &str,
     ) -> Result<Planned, Error> {
         check_strategy("strategy", &strategy)?;
+        let started = std::time::Instant::now();
         let tree = self.tree().await?;
         let (accounts, mut notes) = self.select(&tree, &selector, baseline).await?;
-        let mut paths: BTreeSet<&str> = BTreeSet::new();
+        let selected = started.elapsed();
+        let mut ous_used: BTreeSet<String> = BTreeSet::new();
         let mut candidates = Vec::with_capacity(accounts.len());
         let mut without_region = 0;
-        for a in &accounts {
-            let regions = selected_regions(&a.regions, &selector);
+        for a in accounts {
+            let regions = if selector.regions.is_empty() {
+                a.regions
+            } else {
+                selected_regions(&a.regions, &selector)
+            };
             if regions.is_empty() {
                 without_region += 1;
                 continue;
             }
-            paths.insert(a.ou_path.as_str());
+            if !ous_used.contains(&a.ou) {
+                ous_used.insert(a.ou);
+            }
             candidates.push(Candidate {
-                account: a.id.clone(),
+                account: a.id,
                 tier: a.tier,
                 regions,
             });
@@ -134,8 +142,20 @@ impl Fleet {
         let target_count = waves.iter().map(|w| w.targets.len()).sum::<usize>() as u32;
         let version_name = baseline.map(VersionRef::name);
         let digest = plan::digest(version_name.as_deref(), &waves);
-        let ous: BTreeSet<String> = paths.into_iter().flat_map(crate::model::path_ids).collect();
+        // Every OU on the way to the planned accounts' OUs: where freezes apply.
+        let ous: BTreeSet<String> = ous_used
+            .iter()
+            .filter_map(|ou| tree.get(ou))
+            .flat_map(|ou| crate::model::path_ids(&ou.path))
+            .collect();
         let active_freezes = self.holding_freezes(&ous, pipeline, rollout).await?;
+        tracing::debug!(
+            accounts = account_count,
+            waves = waves.len(),
+            select_ms = selected.as_secs_f64() * 1e3,
+            total_ms = started.elapsed().as_secs_f64() * 1e3,
+            "rollout planned"
+        );
         Ok(Planned {
             plan: Plan {
                 baseline_version: version_name,
@@ -224,23 +244,34 @@ impl Fleet {
             ids: s.accounts.clone(),
         };
         let mut accounts = self.store.plan_candidates(&filter).await?;
+        // Accounts share few OUs: decide once per OU.
+        let path = |ou: &str| tree.get(ou).map(|o| o.path.as_str()).unwrap_or_default();
         if paths.len() > 1 {
-            accounts.retain(|a| paths.iter().any(|p| a.ou_path.starts_with(p.as_str())));
+            let mut inside: HashMap<String, bool> = HashMap::new();
+            for a in &accounts {
+                if !inside.contains_key(&a.ou) {
+                    let yes = paths.iter().any(|p| path(&a.ou).starts_with(p.as_str()));
+                    inside.insert(a.ou.clone(), yes);
+                }
+            }
+            accounts.retain(|a| inside.get(&a.ou).copied().unwrap_or(false));
         }
         let mut notes = vec![format!(
             "{} ACTIVE account(s) match the selector",
             accounts.len()
         )];
         if let Some(v) = baseline {
-            // Accounts share few OU paths: decide once per path.
             let mut wanted: HashMap<String, bool> = HashMap::new();
+            for a in &accounts {
+                if !wanted.contains_key(&a.ou) {
+                    let yes = tree
+                        .desired_on(path(&a.ou))
+                        .is_some_and(|d| d.version.baseline == v.baseline);
+                    wanted.insert(a.ou.clone(), yes);
+                }
+            }
             let before = accounts.len();
-            accounts.retain(|a| {
-                *wanted.entry(a.ou_path.clone()).or_insert_with(|| {
-                    tree.desired_on(&a.ou_path)
-                        .is_some_and(|d| d.version.baseline == v.baseline)
-                })
-            });
+            accounts.retain(|a| wanted.get(&a.ou).copied().unwrap_or(false));
             let left_out = before - accounts.len();
             if left_out > 0 {
                 notes.push(format!(

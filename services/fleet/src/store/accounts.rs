@@ -76,8 +76,9 @@ impl Store {
         find(&self.db, id).await
     }
 
-    /// What the planner needs of every account `filter` matches, by id:
-    /// four columns instead of whole rows (plans cover the whole fleet).
+    /// What the planner needs of every account `filter` matches, in no
+    /// particular order: four short columns instead of whole rows (plans
+    /// cover the whole fleet).
     pub async fn plan_candidates(
         &self,
         filter: &AccountFilter,
@@ -88,21 +89,19 @@ impl Store {
                 account::Column::Id,
                 account::Column::Tier,
                 account::Column::Regions,
-                account::Column::OuPath,
-            ])
-            .order_by_asc(account::Column::Id);
+                account::Column::Ou,
+            ]);
         let rows: Vec<(String, String, String, String)> = query.into_tuple().all(&self.db).await?;
         rows.into_iter()
-            .map(|(id, tier, regions, ou_path)| {
+            .map(|(id, tier, regions, ou)| {
                 let tier = Tier::parse(&tier)
                     .ok_or_else(|| StoreError::Corrupt(format!("account {id:?}: bad tier")))?;
-                let regions = serde_json::from_str(&regions)
-                    .map_err(|e| StoreError::Corrupt(format!("account {id:?}: {e}")))?;
+                let regions = records::regions(&id, &regions)?;
                 Ok(PlanRow {
                     id,
                     tier,
                     regions,
-                    ou_path,
+                    ou,
                 })
             })
             .collect()
@@ -224,8 +223,8 @@ pub struct PlanRow {
     pub id: String,
     pub tier: Tier,
     pub regions: Vec<String>,
-    /// The path of the account's OU.
-    pub ou_path: String,
+    /// The account's OU.
+    pub ou: String,
 }
 
 fn refuse(account: &Account, what: &str) -> StoreError {
