@@ -254,7 +254,8 @@ async fn watch(
                 format!("stage/{}", stage.stage),
                 format!("{:<12} {}", stage.stage, stage_state(stage.state)),
             );
-            for a in &stage.actions {
+            // Fleet stages' template runs (wave -1) never run.
+            for a in stage.actions.iter().filter(|a| a.wave >= 0) {
                 let line = format!(
                     "{:<12} {:<32} {} (attempt {})",
                     stage.stage,
@@ -281,6 +282,10 @@ async fn watch(
 /// What an action run is, for humans: "deploy", or "deploy → 18082 (wave 2)".
 pub fn run_label(a: &pb::ActionRun) -> String {
     let mut label = a.action.clone();
+    if a.wave < 0 {
+        // A fleet stage plans its actions once, then runs them per target.
+        label.push_str(" (template: runs once per fleet target)");
+    }
     if let Some(t) = &a.target {
         label.push_str(&format!(" → {} (wave {})", t.region, a.wave + 1));
     }

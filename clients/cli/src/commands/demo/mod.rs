@@ -3,10 +3,13 @@
 //! from `examples/application/` (a small std-only Rust service with real
 //! scanners), applies the example's DPRA pipeline pointed at local targets,
 //! and runs a change through build, beta, gamma and an approved, three-wave
-//! production rollout with bake time and health-probe alarms. `--break`
+//! production rollout with bake time and health-probe alarms. On the
+//! embedded control plane, prod's accounts are vended by the fleet service
+//! and its waves come from the fleet's plan. `--break`
 //! then ships a change that fails its health probe in wave 2 and shows the
 //! automatic rollback.
 
+mod fleet;
 mod progress;
 mod repo;
 mod spec;
@@ -86,7 +89,9 @@ async fn demo(args: &DemoArgs, dir: &Path, state_dir: &Path) -> anyhow::Result<E
         None => {
             let embedded = Embedded::start(&dir.join("control-plane"), args.listen, 4).await?;
             let endpoint = format!("http://{}", embedded.addr);
-            println!("  control plane  {endpoint} (definitions, execution, one worker; SQLite)");
+            println!(
+                "  control plane  {endpoint} (definitions, execution, fleet, one worker; SQLite)"
+            );
             (Some(embedded), endpoint)
         }
     };
@@ -108,13 +113,18 @@ async fn demo(args: &DemoArgs, dir: &Path, state_dir: &Path) -> anyhow::Result<E
         conveyor_definitions::spec::Format::Yaml,
     )
     .map_err(|errors| anyhow::anyhow!("the example pipeline is invalid: {errors:?}"))?;
-    let local = spec::localize(
+    let mut local = spec::localize(
         &valid.canonical,
         &repo_dir,
         &ports,
         state_dir,
         &dir.join("cache"),
     )?;
+    // The embedded control plane serves the fleet: prod deploys to its accounts.
+    let from_fleet = embedded.is_some();
+    if from_fleet {
+        fleet::prod_from_fleet(&mut local)?;
+    }
     let pipelines = conveyor_api::pipelines::PipelineClient::new(
         args.definitions.as_deref().unwrap_or(&endpoint),
     )?;
@@ -151,6 +161,34 @@ async fn demo(args: &DemoArgs, dir: &Path, state_dir: &Path) -> anyhow::Result<E
     );
     for rule in failing {
         println!("                 accepted for the demo: {rule}");
+    }
+
+    if from_fleet {
+        pipelines
+            .apply(defs::ApplyPipelineRequest {
+                source: Some(defs::PipelineSource {
+                    content: serde_json::to_vec(&fleet::vending_spec(&repo_dir))?,
+                    format: conveyor_api::common::v1::SpecFormat::Json as i32,
+                }),
+                author: AUTHOR.to_owned(),
+                message: "the demo's account vending".to_owned(),
+                accept_non_conformance: true,
+                request_id: String::new(),
+            })
+            .await
+            .map_err(to_anyhow)?;
+        let accounts = fleet::vend(&endpoint, &ports).await?;
+        let listed: Vec<String> = accounts
+            .iter()
+            .zip(&ports.prod)
+            .map(|(a, p)| format!("{a} :{p}"))
+            .collect();
+        println!(
+            "  accounts       {} (OU {}, vended by pipelines/{}; prod's waves come from the fleet)",
+            listed.join("  "),
+            fleet::OU,
+            fleet::VENDING_PIPELINE
+        );
     }
 
     let channel = conveyor_api::client::channel(&endpoint)?;

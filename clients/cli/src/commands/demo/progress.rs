@@ -71,7 +71,8 @@ pub async fn follow(
             if state != "pending" && !ended {
                 print(format!("stage/{}", stage.stage), line.clone());
             }
-            for a in &stage.actions {
+            // Fleet stages' template runs (wave -1) never run.
+            for a in stage.actions.iter().filter(|a| a.wave >= 0) {
                 let state = action_state(a.state);
                 let mut line = format!("{:<6}   {:<34} {state}", stage.stage, run_label(a));
                 if a.end_time.is_some() {
@@ -157,7 +158,7 @@ pub fn summary(e: &pb::Execution) -> Vec<String> {
             stage.stage,
             stage_state(stage.state),
             seconds(stage.start_time, stage.end_time),
-            stage.actions.len()
+            stage.actions.iter().filter(|a| a.wave >= 0).count()
         ));
         if let Some(gate) = &stage.approval {
             for a in &gate.approvals {
