@@ -3,7 +3,7 @@
 //! the rollout's own pipeline may read its targets.
 
 use chrono::{Duration, Utc};
-use conveyor_fleet::domain::{Grant, NewFreeze, NewRollout};
+use conveyor_fleet::domain::{Grant, Lifecycle, NewFreeze, NewRollout};
 use conveyor_fleet::error::Error;
 use conveyor_fleet::model::{Principal, RolloutState, Selector, Strategy, Tier};
 
@@ -124,6 +124,25 @@ on_every_backend!(
         assert!(first.id.starts_with("rollout-"), "{}", first.id);
         let page = fleet.list_rollouts(None, &[], 10, "").await.unwrap();
         assert_eq!(page.items.len(), 1);
+
+        // A rollout that has not ended keeps its accounts open.
+        let by = Principal::default();
+        match fleet
+            .transition_account(Lifecycle::Close, "prod-1", "decommission", &by, "", "")
+            .await
+            .unwrap_err()
+        {
+            Error::FailedPrecondition {
+                reason, message, ..
+            } => {
+                assert_eq!(reason, "ROLLOUT_IN_PROGRESS");
+                assert!(
+                    message.contains(&format!("rollouts/{}", first.id)),
+                    "{message}"
+                );
+            }
+            e => panic!("{e:?}"),
+        }
 
         let other = baseline_version(&fleet, "unassigned", "x").await;
         match fleet
