@@ -31,8 +31,8 @@ pub struct Waves {
 
 /// What goes out together: one account (all its regions), or one region
 /// of one account when regions go one at a time.
-struct Unit {
-    account: String,
+struct Unit<'a> {
+    account: &'a str,
     targets: Vec<Target>,
 }
 
@@ -81,12 +81,12 @@ fn production_cap(production: usize, percent: f64) -> usize {
     ((production as f64 * percent / 100.0).floor() as usize).max(1)
 }
 
-fn units(group: &[Candidate], one_region_at_a_time: bool) -> Vec<Unit> {
+fn units(group: &[Candidate], one_region_at_a_time: bool) -> Vec<Unit<'_>> {
     if !one_region_at_a_time {
         return group
             .iter()
             .map(|c| Unit {
-                account: c.account.clone(),
+                account: c.account.as_str(),
                 targets: targets(c, &c.regions),
             })
             .collect();
@@ -98,7 +98,7 @@ fn units(group: &[Candidate], one_region_at_a_time: bool) -> Vec<Unit> {
         .flat_map(|r| {
             group.iter().filter_map(move |c| {
                 c.regions.get(r).map(|region| Unit {
-                    account: c.account.clone(),
+                    account: c.account.as_str(),
                     targets: targets(c, std::slice::from_ref(region)),
                 })
             })
@@ -143,7 +143,7 @@ fn plan_tier(
     production_cap: Option<usize>,
     out: &mut Waves,
 ) {
-    let units = units(group, strategy.one_region_at_a_time);
+    let mut units = units(group, strategy.one_region_at_a_time);
     let total = units.len();
     let unit_word = if strategy.one_region_at_a_time {
         "targets"
@@ -152,17 +152,17 @@ fn plan_tier(
     };
     let mut next = 0;
     if !strategy.skip_canary {
-        let canary = &units[0];
+        let explanation = format!(
+            "canary: one {} account ({}) before the rest of the tier",
+            tier.as_str(),
+            units[0].account
+        );
         out.waves.push(wave(
             format!("canary-{tier}", tier = tier.as_str()),
-            vec![canary],
+            &mut units[..1],
             tier,
             strategy,
-            format!(
-                "canary: one {} account ({}) before the rest of the tier",
-                tier.as_str(),
-                canary.account
-            ),
+            explanation,
         ));
         next = 1;
     }
@@ -196,13 +196,14 @@ fn plan_tier(
                 ),
             }
         };
-        let mut members: Vec<&Unit> = Vec::new();
+        // A wave is the next run of units: units[first..next].
+        let first = next;
         let mut accounts: HashSet<&str> = HashSet::new();
         let mut target_count = 0usize;
         let mut stop = None;
-        while next < total && members.len() < goal {
+        while next < total && next - first < goal {
             let unit = &units[next];
-            let new_account = !accounts.contains(unit.account.as_str());
+            let new_account = !accounts.contains(unit.account);
             if let Some(cap) = production_cap
                 && new_account
                 && accounts.len() >= cap
@@ -211,7 +212,7 @@ fn plan_tier(
                 break;
             }
             if strategy.max_wave_size > 0
-                && !members.is_empty()
+                && next > first
                 && target_count + unit.targets.len() > strategy.max_wave_size as usize
             {
                 stop = Some(Stop::MaxWaveSize(strategy.max_wave_size));
@@ -221,9 +222,8 @@ fn plan_tier(
                 stop = Some(Stop::SameAccount);
                 break;
             }
-            accounts.insert(unit.account.as_str());
+            accounts.insert(unit.account);
             target_count += unit.targets.len();
-            members.push(unit);
             next += 1;
         }
         let mut explanation = why;
@@ -233,12 +233,12 @@ fn plan_tier(
         if strategy.max_wave_size > 0 && target_count > strategy.max_wave_size as usize {
             explanation = format!(
                 "{explanation}; account {} has more regions than {} targets per wave and goes out whole",
-                members[0].account, strategy.max_wave_size
+                units[first].account, strategy.max_wave_size
             );
         }
         out.waves.push(wave(
             format!("{}-{number}", tier.as_str()),
-            members,
+            &mut units[first..next],
             tier,
             strategy,
             explanation,
@@ -246,22 +246,30 @@ fn plan_tier(
     }
 }
 
+/// A wave of `units`, whose targets move into it.
 fn wave(
     name: String,
-    units: Vec<&Unit>,
+    units: &mut [Unit<'_>],
     tier: Tier,
     strategy: &Strategy,
     explanation: String,
 ) -> Wave {
-    let targets: Vec<Target> = units.iter().flat_map(|u| u.targets.clone()).collect();
-    let accounts: HashSet<&str> = units.iter().map(|u| u.account.as_str()).collect();
+    let production_accounts = if tier == Tier::Production {
+        units
+            .iter()
+            .map(|u| u.account)
+            .collect::<HashSet<_>>()
+            .len() as u32
+    } else {
+        0
+    };
+    let mut targets = Vec::with_capacity(units.iter().map(|u| u.targets.len()).sum());
+    for u in units.iter_mut() {
+        targets.append(&mut u.targets);
+    }
     Wave {
         name,
-        production_accounts: if tier == Tier::Production {
-            accounts.len() as u32
-        } else {
-            0
-        },
+        production_accounts,
         targets,
         explanation,
         bake_time: strategy.bake_time,

@@ -77,6 +77,13 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         pages: usize,
     },
+    /// The wave planner alone, in process.
+    Plan {
+        #[arg(long, default_value_t = 100_000)]
+        accounts: usize,
+        #[arg(long, default_value_t = 20)]
+        iterations: usize,
+    },
     /// GetPipeline load against a running service.
     Get {
         #[arg(long, default_value = "http://127.0.0.1:7701")]
@@ -101,6 +108,10 @@ async fn main() -> anyhow::Result<()> {
             concurrency,
             seconds,
         } => get(&endpoint, concurrency, Duration::from_secs(seconds)).await,
+        Command::Plan {
+            accounts,
+            iterations,
+        } => fleet::plan_only(accounts, iterations),
         Command::Fleet {
             endpoint,
             database_url,
