@@ -48,16 +48,33 @@ run_baseline() {
       exit 1
     fi
     tar -xzf "$package" -C "$bundle"
-    if [[ ! -f $bundle/$script ]]; then
+    if [[ ! -f $bundle/$script && ! -f $bundle/$(command_file "$script") ]]; then
       echo "$package is not a baseline bundle: it has no $script" >&2
       exit 1
     fi
-    export CONVEYOR_BASELINE_VERSION=${CONVEYOR_BASELINE_VERSION:-sha256:$(sha256sum "$package" | cut -d' ' -f1)}
+    export CONVEYOR_BASELINE_VERSION=${CONVEYOR_BASELINE_VERSION:-${CONVEYOR_PARAM_BASELINE_VERSION:-sha256:$(sha256sum "$package" | cut -d' ' -f1)}}
     echo "baseline: $package ($CONVEYOR_BASELINE_VERSION)"
   fi
   echo "target: $ACCOUNT/$REGION under ${CONVEYOR_FLEET_ROOT:-${TMPDIR:-/tmp}/conveyor-fleet}"
-  (cd "$bundle" && CONVEYOR_ACCOUNT=$ACCOUNT CONVEYOR_REGION=$REGION sh "$script") || status=$?
+  # A version from the fleet service carries its own apply and check commands.
+  local commands
+  commands=$(command_file "$script")
+  if [[ -f $bundle/$commands ]]; then
+    echo "running the version's command: $(cat "$bundle/$commands")"
+    (cd "$bundle" && CONVEYOR_ACCOUNT=$ACCOUNT CONVEYOR_REGION=$REGION sh -c "$(cat "$commands")") || status=$?
+  else
+    (cd "$bundle" && CONVEYOR_ACCOUNT=$ACCOUNT CONVEYOR_REGION=$REGION sh "$script") || status=$?
+  fi
   return "$status"
+}
+
+# command_file SCRIPT: where a fleet version's command for SCRIPT is kept.
+command_file() {
+  case $1 in
+    apply.sh) echo .conveyor-apply ;;
+    check.sh) echo .conveyor-check ;;
+    *) echo ".conveyor-$1" ;;
+  esac
 }
 
 # json_string TEXT: TEXT as a JSON string literal.

@@ -16,8 +16,10 @@ SH=${IAC_TEST_SH:-sh}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export CONVEYOR_FLEET_ROOT=$work/fleet
+# Hermetic: nothing of the calling execution (a rollout's parameters included).
 unset CONVEYOR_BASELINE_VERSION CONVEYOR_BASELINE_DIR CONVEYOR_ARTIFACTS_DIR \
-  CONVEYOR_TARGET_ACCOUNT CONVEYOR_TARGET_REGION CONVEYOR_ENVIRONMENT
+  CONVEYOR_TARGET_ACCOUNT CONVEYOR_TARGET_REGION CONVEYOR_ENVIRONMENT \
+  CONVEYOR_PARAM_BASELINE_VERSION CONVEYOR_PARAM_BASELINE_DIGEST
 bundle=$work/bundle
 mkdir -p "$bundle"
 cp -R baseline/. "$bundle/"

@@ -49,6 +49,10 @@ pub struct Config {
     /// (the digest is always checked here).
     pub trusted_key_files: Vec<PathBuf>,
     pub log_format: conveyor_platform::telemetry::LogFormat,
+    /// Variables every action sees (an action's own `env` wins), e.g. where
+    /// the `conveyor` CLI and the control plane are for scripts that call it.
+    #[serde(default)]
+    pub action_env: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for Config {
@@ -63,6 +67,7 @@ impl Default for Config {
             queue_prefix: "conveyor".to_owned(),
             trusted_key_files: Vec::new(),
             log_format: conveyor_platform::telemetry::LogFormat::Text,
+            action_env: Default::default(),
         }
     }
 }
@@ -71,6 +76,8 @@ impl Default for Config {
 struct Shared {
     /// Keys whose artifact signatures are accepted.
     trusted: TrustedKeys,
+    /// Variables every action sees under its own.
+    action_env: std::collections::BTreeMap<String, String>,
     /// Source mirrors, and a worktree of one per attempt.
     checkouts: checkout::Checkouts,
 }
@@ -107,6 +114,7 @@ pub async fn run_with(
     }
     let shared = Arc::new(Shared {
         trusted,
+        action_env: config.action_env.clone(),
         checkouts: checkout::Checkouts::new(config.work_dir.join("git")),
     });
     tokio::fs::create_dir_all(&config.work_dir).await?;
@@ -429,7 +437,7 @@ async fn prepare_and_run(
     let job = Job {
         command: &task.command,
         workspace,
-        env: environment(task, workspace),
+        env: environment(task, workspace, &shared.action_env),
         timeout: to_duration(task.timeout, Duration::from_secs(15 * 60)),
     };
     runner::run(job, stop, Some(sink)).await
@@ -457,14 +465,19 @@ fn failure_message(what: &str, output: &str) -> String {
 }
 
 /// The variables every action sees, on top of its own `env`.
-fn environment(task: &pb::Task, workspace: &std::path::Path) -> HashMap<String, String> {
+fn environment(
+    task: &pb::Task,
+    workspace: &std::path::Path,
+    base: &std::collections::BTreeMap<String, String>,
+) -> HashMap<String, String> {
     let source = task.source.clone().unwrap_or_default();
     let target = task
         .target
         .as_ref()
         .map(|t| format!("{}/{}", t.account, t.region))
         .unwrap_or_default();
-    let mut env: HashMap<String, String> = task.env.clone().into_iter().collect();
+    let mut env: HashMap<String, String> = base.clone().into_iter().collect();
+    env.extend(task.env.clone());
     let execution_id = task.execution.rsplit('/').next().unwrap_or_default();
     for (key, value) in [
         ("CONVEYOR_EXECUTION_ID", execution_id.to_owned()),

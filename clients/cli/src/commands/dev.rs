@@ -112,6 +112,18 @@ impl Embedded {
             trusted_key_files: vec![conveyor_platform::signing::public_key_path(
                 &execution_config.signing_key_file,
             )],
+            // Scripts can call this control plane with this binary, e.g. to
+            // fetch a baseline version (examples/account-fleet).
+            action_env: [
+                ("CONVEYOR_ENDPOINT".to_owned(), format!("http://{addr}")),
+                (
+                    "CONVEYOR_CLI".to_owned(),
+                    std::env::current_exe()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|_| "conveyor".to_owned()),
+                ),
+            ]
+            .into(),
             ..conveyor_worker::Config::default()
         };
         let worker = tokio::spawn(conveyor_worker::run_with(

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // test inputs are built by the tests themselves
 
+mod account_fleet;
 mod fleet;
 
 use std::net::TcpListener;
@@ -113,6 +114,11 @@ struct Dev {
 
 impl Dev {
     fn start() -> Dev {
+        Dev::start_with(&[])
+    }
+
+    /// `conveyor dev` with `env` set (its worker's actions inherit it).
+    fn start_with(env: &[(&str, &Path)]) -> Dev {
         let port = TcpListener::bind("127.0.0.1:0")
             .expect("bind")
             .local_addr()
@@ -127,6 +133,7 @@ impl Dev {
                 "--data-dir",
             ])
             .arg(data.path())
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
