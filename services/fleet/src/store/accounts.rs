@@ -249,7 +249,8 @@ async fn apply(
             regions,
             tags,
         } => {
-            if a.state == S::Closed {
+            // A failed vending leaves the account to be closed, nothing else.
+            if matches!(a.state, S::Closed | S::ProvisioningFailed) {
                 return Err(refuse(a, "update"));
             }
             if let Some(v) = display_name {
@@ -266,7 +267,7 @@ async fn apply(
             }
         }
         AccountPatch::Move { ou } => {
-            if a.state == S::Closed {
+            if matches!(a.state, S::Closed | S::ProvisioningFailed) {
                 return Err(refuse(a, "move"));
             }
             let dest = super::ous::find(txn, &ou).await?;

@@ -264,8 +264,8 @@ impl Store {
         .await
     }
 
-    /// Deletes an OU with no child OU and no account that is not closed,
-    /// with its freeze windows.
+    /// Deletes an OU with no child OU, no account that is not closed and
+    /// no freeze window.
     pub async fn delete_ou(&self, id: &str, etag: Option<&str>) -> Result<(), StoreError> {
         let (id, etag) = (id.to_owned(), etag.map(str::to_owned));
         self.transaction(|txn| {
@@ -298,10 +298,21 @@ impl Store {
                         ),
                     ));
                 }
-                freeze_window::Entity::delete_many()
+                // Freeze windows carry the break-glass audit trail: an OU
+                // that has any is not deleted until they are removed.
+                let windows = freeze_window::Entity::find()
                     .filter(freeze_window::Column::Ou.eq(id.as_str()))
-                    .exec(txn)
+                    .count(txn)
                     .await?;
+                if windows > 0 {
+                    return Err(StoreError::precondition(
+                        "OU_HAS_FREEZE_WINDOWS",
+                        &name,
+                        format!(
+                            "{name} has {windows} freeze window(s); delete them first (their overrides are the audit trail)"
+                        ),
+                    ));
+                }
                 let deleted = ou::Entity::delete_many()
                     .filter(ou::Column::Id.eq(id.as_str()))
                     .filter(ou::Column::Etag.eq(current.etag.as_str()))

@@ -165,6 +165,27 @@ on_every_backend!(lifecycle_transitions_are_checked, |fleet| {
             .await
             .unwrap_err(),
     );
+    // A failed vending can only be closed.
+    requested_account(&fleet, "acct-2", "prod", Tier::Production, &["r1"], &[]).await;
+    fleet
+        .record_provisioning(
+            "acct-2",
+            AccountState::ProvisioningFailed,
+            "vending failed",
+            "",
+        )
+        .await
+        .unwrap();
+    refused(
+        fleet
+            .move_account("acct-2", "root", "", "")
+            .await
+            .unwrap_err(),
+    );
+    fleet
+        .transition_account(Lifecycle::Close, "acct-2", "", &by, "", "")
+        .await
+        .unwrap();
     // Closed accounts are listed only when asked for.
     let all = fleet
         .list_accounts(AccountQuery::default(), 10, "")

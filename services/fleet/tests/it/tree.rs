@@ -93,6 +93,25 @@ on_every_backend!(only_empty_ous_are_deleted, |fleet| {
         .await
         .unwrap();
     assert_eq!(closed.account.state, AccountState::Closed);
+    // A freeze window (the break-glass audit trail) keeps the OU.
+    let now = chrono::Utc::now();
+    let freeze = conveyor_fleet::domain::NewFreeze {
+        ou: "team".into(),
+        id: "w".into(),
+        reason: "audit".into(),
+        start_time: now,
+        end_time: now + chrono::Duration::hours(1),
+        principal: Principal::default(),
+    };
+    fleet.create_freeze(freeze, "").await.unwrap();
+    match fleet.delete_ou("team", "").await.unwrap_err() {
+        Error::FailedPrecondition { reason, .. } => assert_eq!(reason, "OU_HAS_FREEZE_WINDOWS"),
+        other => panic!("{other:?}"),
+    }
+    fleet
+        .delete_freeze("organizationalUnits/team/freezeWindows/w", "")
+        .await
+        .unwrap();
     fleet.delete_ou("team", "").await.unwrap();
     assert!(matches!(
         fleet.ou("team").await.unwrap_err(),
