@@ -24,6 +24,9 @@ pub trait ExecutionService: Send + Sync + 'static {
 
     /// An execution with its stages and runs.
     async fn get(&self, name: &str) -> Result<pb::Execution, tonic::Status>;
+
+    /// Cancels an execution that has not ended.
+    async fn cancel(&self, name: &str, reason: &str) -> Result<(), tonic::Status>;
 }
 
 #[async_trait::async_trait]
@@ -67,6 +70,21 @@ impl ExecutionService for ExecutionServiceClient<Channel> {
         conveyor_platform::telemetry::inject(request.metadata_mut());
         Ok(self.clone().get_execution(request).await?.into_inner())
     }
+
+    async fn cancel(&self, name: &str, reason: &str) -> Result<(), tonic::Status> {
+        let mut request = tonic::Request::new(pb::CancelExecutionRequest {
+            name: name.to_owned(),
+            principal: Some(conveyor_api::common::v1::Principal {
+                id: "conveyor-fleet".to_owned(),
+                groups: Vec::new(),
+            }),
+            reason: reason.to_owned(),
+            ..Default::default()
+        });
+        conveyor_platform::telemetry::inject(request.metadata_mut());
+        self.clone().cancel_execution(request).await?;
+        Ok(())
+    }
 }
 
 /// No execution service: every call is UNAVAILABLE, so vending and rollouts
@@ -88,6 +106,12 @@ impl ExecutionService for NoExecutions {
     }
 
     async fn get(&self, _name: &str) -> Result<pb::Execution, tonic::Status> {
+        Err(tonic::Status::unavailable(
+            "no execution service is configured",
+        ))
+    }
+
+    async fn cancel(&self, _name: &str, _reason: &str) -> Result<(), tonic::Status> {
         Err(tonic::Status::unavailable(
             "no execution service is configured",
         ))

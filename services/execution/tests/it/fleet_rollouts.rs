@@ -29,7 +29,7 @@ spec:
       actions:
         - name: create
           kind: provision
-          run: 'test "$CONVEYOR_PARAM_ACCOUNT" != broken && echo "vend $CONVEYOR_PARAM_ACCOUNT $CONVEYOR_PARAM_ACCOUNT_TIER $CONVEYOR_PARAM_BASELINE_VERSION" >> {log}'
+          run: 'if [ "$CONVEYOR_PARAM_ACCOUNT" = slow ]; then sleep 60; fi; test "$CONVEYOR_PARAM_ACCOUNT" != broken && echo "vend $CONVEYOR_PARAM_ACCOUNT $CONVEYOR_PARAM_ACCOUNT_TIER $CONVEYOR_PARAM_BASELINE_VERSION" >> {log}'
 "#,
         repo = repo.display(),
         log = log.display()
@@ -194,6 +194,36 @@ on_every_backend!(
             failed.account.state_reason.contains("ended failed"),
             "{}",
             failed.account.state_reason
+        );
+
+        // Closing an account while it is vended cancels its vending execution.
+        let slow = cp
+            .fleet
+            .create_account(account("slow", "prod"), "")
+            .await
+            .unwrap();
+        let by = Principal {
+            id: "alice".into(),
+            groups: vec![],
+        };
+        cp.fleet
+            .transition_account(
+                conveyor_fleet::domain::Lifecycle::Close,
+                "slow",
+                "not needed",
+                &by,
+                "",
+                "",
+            )
+            .await
+            .unwrap();
+        let vending = cp
+            .wait_done(&slow.account.vending_execution, Duration::from_secs(30))
+            .await;
+        assert_eq!(
+            vending.state,
+            pb::ExecutionState::Cancelled as i32,
+            "{vending:#?}"
         );
     }
 );

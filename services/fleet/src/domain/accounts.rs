@@ -313,7 +313,24 @@ impl Fleet {
                 },
             ),
         };
-        self.change(id, etag, request_id, method, patch).await
+        let before = self.store.account(id).await?;
+        let after = self.change(id, etag, request_id, method, patch).await?;
+        // Closing an account still being vended stops its vending.
+        let vending = matches!(
+            before.state,
+            AccountState::Requested | AccountState::Provisioning
+        );
+        if to == Lifecycle::Close && vending && !before.vending_execution.is_empty() {
+            let why = format!("account {} was closed", before.id);
+            if let Err(status) = self
+                .executions
+                .cancel(&before.vending_execution, &why)
+                .await
+            {
+                tracing::warn!(account = %before.id, execution = %before.vending_execution, error = %status.message(), "cannot cancel the vending execution");
+            }
+        }
+        Ok(after)
     }
 
     /// Records a vending step: PROVISIONING with its execution, then
