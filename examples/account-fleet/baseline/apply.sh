@@ -68,7 +68,9 @@ managed=''
 body=''
 while IFS= read -r f; do
   case $f in
-    '' | apply.sh | check.sh | README.md) continue ;;
+    # Not managed: the bundle's own scripts, and the commands a package
+    # step adds (.conveyor-apply, .conveyor-check).
+    '' | apply.sh | check.sh | README.md | .conveyor-*) continue ;;
     *[!A-Za-z0-9._/@+-]*) die 1 "unsupported file name in the bundle: '$f' (use letters, digits, '.', '_', '-', '+', '@', '/')" ;;
   esac
   if [ ! -f "$f" ] || [ -L "$f" ]; then

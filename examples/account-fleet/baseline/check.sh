@@ -60,7 +60,9 @@ files=0
 managed=''
 while IFS= read -r f; do
   case $f in
-    '' | apply.sh | check.sh | README.md) continue ;;
+    # Not managed: the bundle's own scripts, and the commands a package
+    # step adds (.conveyor-apply, .conveyor-check).
+    '' | apply.sh | check.sh | README.md | .conveyor-*) continue ;;
   esac
   managed=$managed$f$nl
   files=$((files + 1))

@@ -4,7 +4,9 @@
 # $CONVEYOR_FLEET_ROOT/<account>/<region>/: in a rollout the target's account
 # and region, otherwise the stage's environment as the account in region
 # "local". Unpacks the package (or copies $CONVEYOR_BASELINE_DIR) into a temp
-# dir and runs the bundle's `sh apply.sh` there, as the fleet's workers do.
+# dir and runs there the version's apply command from .conveyor-apply with
+# `sh -c` when the package came from the fleet service (a rollout or vending
+# execution), else the bundle's `sh apply.sh` (see run_baseline in common.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source ci/common.sh

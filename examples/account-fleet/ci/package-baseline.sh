@@ -15,9 +15,12 @@ source ci/common.sh
 
 export LC_ALL=C
 source_dir=baseline
+fetched=""
+tmp=""
+trap 'rm -rf ${fetched:+"$fetched"} ${tmp:+"$tmp"}' EXIT
 if [[ -n ${CONVEYOR_PARAM_BASELINE_VERSION:-} ]]; then
-  source_dir=$(mktemp -d)
-  trap 'rm -rf "$source_dir"' EXIT
+  fetched=$(mktemp -d)
+  source_dir=$fetched
   endpoint=${CONVEYOR_FLEET_ENDPOINT:-${CONVEYOR_ENDPOINT:-}}
   "${CONVEYOR_CLI:-conveyor}" ${endpoint:+--endpoint "$endpoint"} -o json \
     fleet baseline get "$CONVEYOR_PARAM_BASELINE_VERSION" --extract "$source_dir" >"$source_dir/.version.json"
@@ -35,7 +38,6 @@ else
 fi
 mkdir -p dist
 tmp=$(mktemp dist/.baseline.tar.gz.XXXXXX)
-trap 'rm -f "$tmp"' EXIT
 tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --mode='u=rwX,go=rX' --format=gnu \
   -C "$source_dir" -cf - . | gzip -n >"$tmp"
 chmod 644 "$tmp"

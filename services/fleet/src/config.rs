@@ -36,6 +36,11 @@ pub struct Config {
     /// Variables drift check commands get from the service's environment
     /// (e.g. the credentials they need), beyond PATH, HOME, LANG and TMPDIR.
     pub drift_check_env: Vec<String>,
+    /// Redis for the event stream (`redis://host:6379/`); without it events
+    /// stay in the process.
+    pub redis_url: Option<String>,
+    /// The first part of every Redis key (as the other services').
+    pub queue_prefix: String,
 }
 
 impl Default for Config {
@@ -55,6 +60,8 @@ impl Default for Config {
             drift_check_interval_secs: 3600,
             drift_check_dir: std::env::temp_dir().join("conveyor-fleet-checks"),
             drift_check_env: Vec::new(),
+            redis_url: None,
+            queue_prefix: "conveyor".to_owned(),
         }
     }
 }
@@ -82,6 +89,10 @@ pub struct Flags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollout_pipeline: Option<String>,
+    /// Redis URL for the event stream [env: CONVEYOR_REDIS_URL]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
     /// Log format: text or json [env: CONVEYOR_LOG_FORMAT]
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -11,6 +11,7 @@ pub mod bundle;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod executions;
 pub mod model;
 pub mod names;
@@ -56,6 +57,10 @@ pub async fn register(
     fleet.vending_pipeline = config.vending_pipeline.clone();
     fleet.rollout_pipeline = config.rollout_pipeline.clone();
     fleet.drift_env = config.drift_check_env.clone();
+    fleet.events = Some(
+        conveyor_platform::queue::from_url(config.redis_url.as_deref(), &config.queue_prefix)
+            .await?,
+    );
     let mut tasks = vec![fleet.spawn_tracker(std::time::Duration::from_secs(
         config.track_interval_secs.max(1),
     ))];

@@ -73,6 +73,8 @@ impl Embedded {
             max_connections: 4,
             execution_endpoint: format!("http://{addr}"),
             track_interval_secs: 2,
+            // The example baseline's checks find accounts there (examples/account-fleet).
+            drift_check_env: vec!["CONVEYOR_FLEET_ROOT".to_owned()],
             ..conveyor_fleet::Config::default()
         };
         let execution_config = conveyor_execution::Config {

@@ -296,4 +296,25 @@ fn vending_and_a_baseline_rollout_through_the_example_pipelines() {
     }
     let drift = json(&dev, &["fleet", "drift"]);
     assert_eq!(drift.as_array().map(Vec::len), Some(0), "{drift:#}");
+    // And the version's check command agrees on every target.
+    for (account, region) in [
+        ("prod-eu-1", "eu-west-1"),
+        ("prod-eu-1", "eu-central-1"),
+        ("prod-us-1", "us-east-1"),
+    ] {
+        let check = Command::new("sh")
+            .arg("check.sh")
+            .current_dir(&v2_dir)
+            .env("CONVEYOR_FLEET_ROOT", &root)
+            .env("CONVEYOR_ACCOUNT", account)
+            .env("CONVEYOR_REGION", region)
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "{account}/{region}: {}{}",
+            stdout(&check),
+            stderr(&check)
+        );
+    }
 }

@@ -6,6 +6,7 @@ use super::{Fleet, Page, request_key, settle, text};
 use crate::error::Error;
 use crate::model::{FreezeWindow, Override, Principal};
 use crate::names::{self, check_id, freeze_window};
+use crate::store::Outcome;
 
 #[derive(Debug, Clone)]
 pub struct NewFreeze {
@@ -206,11 +207,20 @@ impl Fleet {
             .store
             .add_override(ou, id, entry.clone(), key.as_ref())
             .await?;
-        let window = settle(
-            outcome,
-            |name| async move { self.freeze_by_name(&name).await },
-        )
-        .await?;
+        let window = match outcome {
+            Outcome::Done(window) => {
+                if let Some(queue) = &self.events {
+                    crate::events::publish(
+                        queue,
+                        crate::events::freeze_overridden(&window, &entry),
+                    )
+                    .await;
+                }
+                window
+            }
+            // A retry: the event went out with the first call.
+            Outcome::Replayed(name) => return self.freeze_by_name(&name).await,
+        };
         tracing::warn!(
             window = %name,
             principal = %entry.principal.id,

@@ -54,6 +54,8 @@ pub struct Fleet {
     /// Variables drift checks get from the service's environment, beyond
     /// PATH, HOME, LANG and TMPDIR.
     pub drift_env: Vec<String>,
+    /// Where events go (the `conveyor.events.v1` stream); none: not published.
+    pub events: Option<Arc<dyn conveyor_platform::queue::Queue>>,
 }
 
 impl Fleet {
@@ -65,6 +67,7 @@ impl Fleet {
             vending_pipeline: "pipelines/account-vending".to_owned(),
             rollout_pipeline: "pipelines/account-fleet".to_owned(),
             drift_env: Vec::new(),
+            events: None,
         }
     }
 

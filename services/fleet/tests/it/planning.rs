@@ -216,6 +216,15 @@ on_every_backend!(
 on_every_backend!(
     a_freeze_holds_targets_below_its_ou_until_broken_for_a_pipeline,
     |fleet| {
+        // Break-glass overrides go out on the event stream.
+        let queue: std::sync::Arc<dyn conveyor_platform::queue::Queue> =
+            std::sync::Arc::new(conveyor_platform::queue::InProcessQueue::new());
+        let mut events = queue
+            .reader(conveyor_platform::queue::EVENTS_STREAM, "test", "test")
+            .await
+            .unwrap();
+        let mut fleet = fleet;
+        fleet.events = Some(queue);
         seed(&fleet).await;
         let now = Utc::now();
         let window = fleet
@@ -290,6 +299,33 @@ on_every_backend!(
             )
             .await
             .unwrap();
+        let published = events
+            .next(std::time::Duration::from_secs(5), 10)
+            .await
+            .unwrap();
+        assert_eq!(published.len(), 1);
+        let event: conveyor_api::events::v1::Event =
+            prost::Message::decode(published[0].payload.as_slice()).unwrap();
+        assert_eq!(
+            (
+                event.source.as_str(),
+                event.r#type.as_str(),
+                event.subject.as_str()
+            ),
+            (
+                "conveyor.fleet",
+                "fleet.freeze.overridden",
+                "organizationalUnits/prod-eu/freezeWindows/xmas"
+            )
+        );
+        match event.payload {
+            Some(conveyor_api::events::v1::event::Payload::FreezeOverridden(o)) => {
+                assert_eq!(o.reason, "sev1 fix for checkout");
+                assert_eq!(o.pipeline, "pipelines/payments");
+                assert_eq!(o.principal.unwrap().id, "sre-on-call");
+            }
+            other => panic!("{other:?}"),
+        }
         let audit = &broken.overrides[0];
         assert_eq!(
             (audit.principal.id.as_str(), audit.reason.as_str()),
