@@ -38,6 +38,26 @@ fn ok<T>(value: T) -> Reply<T> {
     Ok(Response::new(value))
 }
 
+impl FleetApi {
+    /// Suspend, reactivate and close: the same request shape.
+    async fn transition(
+        &self,
+        to: Lifecycle,
+        name: &str,
+        reason: &str,
+        by: crate::model::Principal,
+        etag: &str,
+        request_id: &str,
+    ) -> Reply<pb::Account> {
+        let id = names::account_id("name", name)?;
+        let account = self
+            .fleet
+            .transition_account(to, id, reason, &by, etag, request_id)
+            .await?;
+        ok(convert::account(account))
+    }
+}
+
 /// FULL version pages carry file contents; keep them inside the message limit.
 const MAX_FULL_PAGE_SIZE: u64 = 20;
 
@@ -158,20 +178,9 @@ impl FleetService for FleetApi {
         request: Request<pb::SuspendAccountRequest>,
     ) -> Reply<pb::Account> {
         let r = request.into_inner();
-        let id = names::account_id("name", &r.name)?;
-        let by = convert::principal(r.principal);
-        ok(convert::account(
-            self.fleet
-                .transition_account(
-                    Lifecycle::Suspend,
-                    id,
-                    &r.reason,
-                    &by,
-                    &r.etag,
-                    &r.request_id,
-                )
-                .await?,
-        ))
+        let (to, by) = (Lifecycle::Suspend, convert::principal(r.principal));
+        self.transition(to, &r.name, &r.reason, by, &r.etag, &r.request_id)
+            .await
     }
 
     async fn reactivate_account(
@@ -179,31 +188,16 @@ impl FleetService for FleetApi {
         request: Request<pb::ReactivateAccountRequest>,
     ) -> Reply<pb::Account> {
         let r = request.into_inner();
-        let id = names::account_id("name", &r.name)?;
-        let by = convert::principal(r.principal);
-        ok(convert::account(
-            self.fleet
-                .transition_account(
-                    Lifecycle::Reactivate,
-                    id,
-                    &r.reason,
-                    &by,
-                    &r.etag,
-                    &r.request_id,
-                )
-                .await?,
-        ))
+        let (to, by) = (Lifecycle::Reactivate, convert::principal(r.principal));
+        self.transition(to, &r.name, &r.reason, by, &r.etag, &r.request_id)
+            .await
     }
 
     async fn close_account(&self, request: Request<pb::CloseAccountRequest>) -> Reply<pb::Account> {
         let r = request.into_inner();
-        let id = names::account_id("name", &r.name)?;
-        let by = convert::principal(r.principal);
-        ok(convert::account(
-            self.fleet
-                .transition_account(Lifecycle::Close, id, &r.reason, &by, &r.etag, &r.request_id)
-                .await?,
-        ))
+        let (to, by) = (Lifecycle::Close, convert::principal(r.principal));
+        self.transition(to, &r.name, &r.reason, by, &r.etag, &r.request_id)
+            .await
     }
 
     async fn create_organizational_unit(
