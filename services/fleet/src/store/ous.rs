@@ -162,9 +162,8 @@ impl Store {
         request: Option<&RequestKey>,
     ) -> Result<Outcome<Ou>, StoreError> {
         let display_name = display_name.to_owned();
-        self.change_ou(id, etag, request, move |_, _, ou| {
+        self.change_ou(id, etag, request, move |ou| {
             ou.display_name = display_name.clone();
-            Ok(())
         })
         .await
     }
@@ -336,11 +335,7 @@ impl Store {
         change: F,
     ) -> Result<Outcome<Ou>, StoreError>
     where
-        F: Fn(&DatabaseTransaction, &Ou, &mut Ou) -> Result<(), StoreError>
-            + Send
-            + Sync
-            + Clone
-            + 'static,
+        F: Fn(&mut Ou) + Send + Sync + Clone + 'static,
     {
         let (id, etag) = (id.to_owned(), etag.map(str::to_owned));
         let request = request.cloned();
@@ -354,7 +349,7 @@ impl Store {
                 let current = find(txn, &id).await?;
                 check_etag(&ou_name(&id), &current.etag, etag.as_deref())?;
                 let mut changed = current.clone();
-                change(txn, &current, &mut changed)?;
+                change(&mut changed);
                 let saved = save(txn, &current, changed).await?;
                 remember(txn, request.as_ref(), &ou_name(&id)).await?;
                 Ok(Outcome::Done(saved))
