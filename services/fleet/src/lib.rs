@@ -68,6 +68,7 @@ pub async fn register(
         tasks.push(fleet.spawn_drift_checker(
             std::time::Duration::from_secs(config.drift_check_interval_secs),
             config.drift_check_dir.clone(),
+            config.database_url.clone(),
         ));
     }
     let tracker = Tracker(tasks);
