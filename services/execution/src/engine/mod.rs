@@ -21,7 +21,7 @@ pub use fleet::{Resolution, ResolvedWave, awaiting_targets, resolve as resolve_f
 pub use gates::gate_violation;
 use holds::hold_reason;
 pub use plan::{PlanContext, plan};
-use rollout::{continue_rollback, firing_alarm, start_rollback};
+use rollout::{Cause, continue_rollback, firing_alarm, start_rollback};
 
 /// What a worker says happened to an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -421,7 +421,7 @@ pub fn advance(s: &mut Snapshot, now: DateTime<Utc>) {
                 .as_ref()
                 .is_none_or(|g| g.auto_rollback);
             if auto {
-                start_rollback(s, stage_pos, &alarm, now);
+                start_rollback(s, stage_pos, Cause::Alarm(&alarm), now);
             } else {
                 let reason = format!(
                     "alarm {alarm:?} fired; automatic rollback is off, so the targets stay as deployed"
@@ -450,7 +450,17 @@ pub fn advance(s: &mut Snapshot, now: DateTime<Utc>) {
                 )
             });
         if let Some(reason) = failed {
-            fail(s, stage_pos, reason, now);
+            // A rollout whose action failed for good goes back like on an
+            // alarm: its deployed targets return to the last good version.
+            let auto = s.stages[stage_pos]
+                .guards
+                .as_ref()
+                .is_none_or(|g| g.auto_rollback);
+            if rollout && auto {
+                start_rollback(s, stage_pos, Cause::Failed(&reason), now);
+            } else {
+                fail(s, stage_pos, reason, now);
+            }
             return;
         }
         let wave = s.stages[stage_pos].current_wave;

@@ -78,12 +78,33 @@ pub(super) fn redeploys(kind: &str) -> bool {
 
 /// An alarm fired during the rollout: stop it, and put every target this
 /// execution touched back on the last good version, newest wave first.
-pub(super) fn start_rollback(s: &mut Snapshot, stage_pos: usize, alarm: &str, now: DateTime<Utc>) {
+/// What starts a rollback: an alarm, or an action of the rollout that
+/// failed for good.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Cause<'a> {
+    Alarm(&'a str),
+    Failed(&'a str),
+}
+
+impl Cause<'_> {
+    fn describe(self) -> String {
+        match self {
+            Cause::Alarm(alarm) => format!("alarm {alarm:?} fired"),
+            Cause::Failed(reason) => reason.to_owned(),
+        }
+    }
+}
+
+pub(super) fn start_rollback(
+    s: &mut Snapshot,
+    stage_pos: usize,
+    cause: Cause<'_>,
+    now: DateTime<Utc>,
+) {
+    let why = cause.describe();
     let Some(good) = s.last_good.clone() else {
         // Nothing deployed successfully before: there is no version to go back to.
-        let reason = format!(
-            "alarm {alarm:?} fired, and no earlier successful deployment exists to roll back to"
-        );
+        let reason = format!("{why}, and no earlier successful deployment exists to roll back to");
         fail(s, stage_pos, reason, now);
         return;
     };
@@ -101,12 +122,7 @@ pub(super) fn start_rollback(s: &mut Snapshot, stage_pos: usize, alarm: &str, no
             } else {
                 ActionState::Skipped
             };
-            finish(
-                action,
-                state,
-                &format!("rolled back: alarm {alarm:?} fired"),
-                now,
-            );
+            finish(action, state, &format!("rolled back: {why}"), now);
         }
         if action.start_time.is_some() && redeploys(&action.kind) {
             touched.push(action.clone());
@@ -151,7 +167,7 @@ pub(super) fn start_rollback(s: &mut Snapshot, stage_pos: usize, alarm: &str, no
     let stage = &mut s.stages[stage_pos];
     stage.state = StageState::RollingBack;
     stage.state_reason = format!(
-        "alarm {alarm:?} fired during wave {:?}; rolling back",
+        "{why} during wave {:?}; rolling back",
         stage
             .waves
             .get(wave as usize)
@@ -161,9 +177,14 @@ pub(super) fn start_rollback(s: &mut Snapshot, stage_pos: usize, alarm: &str, no
     stage.dirty = true;
     s.execution.state = ExecutionState::RollingBack;
     s.execution.state_reason = s.stages[stage_pos].state_reason.clone();
+    // The event names the alarm; a failure has none (the reason says it).
+    let alarm = match cause {
+        Cause::Alarm(alarm) => alarm.to_owned(),
+        Cause::Failed(_) => String::new(),
+    };
     s.transitions.push(Transition::RollbackStarted {
         stage: index,
-        alarm: alarm.to_owned(),
+        alarm,
     });
     continue_rollback(s, stage_pos, now);
 }

@@ -131,8 +131,29 @@ impl Store {
         Ok(stored)
     }
 
+    /// The execution as of one moment: its queries share one snapshot
+    /// (a read-only repeatable-read transaction on Postgres, a read
+    /// transaction on SQLite), so a reader never sees a stage from after a
+    /// change with the execution row from before it.
     pub async fn load(&self, id: &str) -> Result<Snapshot, StoreError> {
-        load(&self.db, id).await
+        use sea_orm::{AccessMode, DbBackend, IsolationLevel};
+        let txn = match self.db.get_database_backend() {
+            DbBackend::Postgres => {
+                self.db
+                    .begin_with_config(
+                        Some(IsolationLevel::RepeatableRead),
+                        Some(AccessMode::ReadOnly),
+                    )
+                    .await?
+            }
+            _ => self.db.begin().await?,
+        };
+        let snapshot = load(&txn, id).await;
+        // Read only: nothing to commit either way.
+        if let Err(e) = txn.rollback().await {
+            tracing::debug!(error = %e, "ending a read transaction");
+        }
+        snapshot
     }
 
     /// Loads the execution, applies `change`, and saves what it changed;

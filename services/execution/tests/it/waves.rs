@@ -176,6 +176,53 @@ async fn an_alarm_during_bake_rolls_back_every_touched_target() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_that_fails_for_good_rolls_the_rollout_back() {
+    for backend in backends().await {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cp = ControlPlane::start(&backend, 30).await;
+        let repo = git_repo(dir.path());
+        let log = dir.path().join("log");
+        cp.apply(&rollout(&repo, &log, "1s")).await;
+        cp.start_worker();
+        let good = cp.start_execution("shop", "").await;
+        let good = cp.wait_done(&good.name, Duration::from_secs(90)).await;
+        assert_eq!(good.state, pb::ExecutionState::Succeeded as i32);
+        std::fs::remove_file(&log).expect("reset the log");
+        // The second release cannot deploy to ap-south-1 (the third wave).
+        let broken = rollout(&repo, &log, "1s").replace(
+            "run: 'echo",
+            "run: 'test \"$CONVEYOR_TARGET_REGION/${CONVEYOR_ROLLBACK:-}\" != ap-south-1/ && echo",
+        );
+        cp.apply(&broken).await;
+        let started = cp.start_execution("shop", "").await;
+        let done = cp.wait_done(&started.name, Duration::from_secs(90)).await;
+        assert_eq!(
+            done.state,
+            pb::ExecutionState::RolledBack as i32,
+            "{done:#?}"
+        );
+        assert!(
+            done.state_reason.contains("action \"deploy\" failed"),
+            "{}",
+            done.state_reason
+        );
+        // Newest wave first; the failed target goes back too (it may be half deployed).
+        assert_eq!(
+            lines(&log),
+            vec![
+                "deploy us-east-1",
+                "deploy eu-west-1",
+                "rollback deploy ap-south-1",
+                "rollback deploy eu-west-1",
+                "rollback deploy us-east-1",
+            ]
+        );
+        cp.stop().await;
+        backend.cleanup().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_an_earlier_success_an_alarm_fails_the_rollout() {
     for backend in backends().await {
         let dir = tempfile::tempdir().expect("tempdir");
