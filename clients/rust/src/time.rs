@@ -9,11 +9,9 @@ pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> Timestamp {
     }
 }
 
-/// `None` for a timestamp outside chrono's range or with negative nanos.
+/// `None` for a timestamp outside chrono's range; negative nanos count as 0.
 pub fn from_timestamp(t: &Timestamp) -> Option<chrono::DateTime<chrono::Utc>> {
-    u32::try_from(t.nanos)
-        .ok()
-        .and_then(|nanos| chrono::DateTime::from_timestamp(t.seconds, nanos))
+    chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)
 }
 
 pub fn duration(d: std::time::Duration) -> PbDuration {

@@ -1,7 +1,5 @@
 //! The definitions service's one error type, mapped once to gRPC status.
 
-use std::collections::HashMap;
-
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -9,8 +7,8 @@ use crate::conformance::{Report, Severity};
 use crate::spec::SpecError;
 use crate::store::StoreError;
 
-/// The `domain` of every google.rpc.ErrorInfo Conveyor returns.
-pub const ERROR_DOMAIN: &str = "conveyor.dev";
+pub use conveyor_platform::errors::ERROR_DOMAIN;
+use conveyor_platform::errors::error_info as info;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -86,14 +84,6 @@ impl From<StoreError> for Error {
             e @ StoreError::Corrupt(_) => Error::Internal(Box::new(e)),
         }
     }
-}
-
-fn info(details: &mut ErrorDetails, reason: &str, metadata: &[(&str, &str)]) {
-    let metadata: HashMap<String, String> = metadata
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    details.set_error_info(reason, ERROR_DOMAIN, metadata);
 }
 
 impl From<Error> for Status {

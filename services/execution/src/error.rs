@@ -8,7 +8,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 use crate::specs::SpecError;
 use crate::store::StoreError;
 
-pub const ERROR_DOMAIN: &str = "conveyor.dev";
+pub use conveyor_platform::errors::ERROR_DOMAIN;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -7,7 +7,6 @@ use conveyor_api::events::v1 as ev;
 use conveyor_api::execution::v1 as pb;
 use conveyor_platform::queue::{Dispatch, EVENTS_STREAM, dispatch_stream};
 use prost::Message;
-use prost_types::Timestamp;
 
 use crate::model::*;
 
@@ -18,12 +17,7 @@ pub struct Outgoing {
     pub payload: Vec<u8>,
 }
 
-fn ts(t: chrono::DateTime<chrono::Utc>) -> Timestamp {
-    Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
-    }
-}
+use conveyor_api::time::timestamp as ts;
 
 fn pipeline_type(t: &str) -> common::PipelineType {
     conveyor_definitions::spec::PipelineType::parse(t)

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod database;
+pub mod errors;
 pub mod queue;
 pub mod server;
 pub mod signing;

@@ -2,7 +2,6 @@
 
 use conveyor_api::common::v1 as common;
 use conveyor_api::definitions::v1 as pb;
-use prost_types::Timestamp;
 
 use crate::conformance::{Report, RuleResult, Severity};
 use crate::domain::{Source, Validation};
@@ -94,12 +93,7 @@ pub fn pipeline_type_to_pb(t: PipelineType) -> common::PipelineType {
     }
 }
 
-pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> Timestamp {
-    Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
-    }
-}
+pub use conveyor_api::time::timestamp;
 
 pub fn pipeline(p: PipelineRecord, view: View) -> pb::Pipeline {
     pb::Pipeline {

@@ -8,19 +8,10 @@ use crate::engine::Outcome;
 use crate::error::Error;
 use crate::model::*;
 
-pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> Timestamp {
-    Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
-    }
-}
+pub use conveyor_api::time::{from_timestamp, timestamp};
 
 fn opt_time(t: Option<chrono::DateTime<chrono::Utc>>) -> Option<Timestamp> {
     t.map(timestamp)
-}
-
-pub fn from_timestamp(t: &Timestamp) -> Option<chrono::DateTime<chrono::Utc>> {
-    chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)
 }
 
 pub fn execution_name(e: &Execution) -> String {
