@@ -45,7 +45,7 @@ pub struct AccountQuery {
 }
 
 /// Checks regions (at least one, each valid, no repeats) and sorts them.
-pub fn check_regions(field: &str, regions: &mut Vec<String>) -> Result<(), Error> {
+fn check_regions(field: &str, regions: &mut Vec<String>) -> Result<(), Error> {
     if regions.is_empty() {
         return Err(Error::invalid(field, "give at least one region"));
     }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-pub use accounts::{AccountQuery, Lifecycle, NewAccount, check_regions, check_tags};
+pub use accounts::{AccountQuery, Lifecycle, NewAccount, check_tags};
 pub use baselines::NewBaselineVersion;
 pub use drift::DriftSummary;
 pub use freezes::{Grant, NewFreeze};
@@ -69,10 +69,6 @@ impl Fleet {
             drift_env: Vec::new(),
             events: None,
         }
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.store
     }
 
     fn now(&self) -> DateTime<Utc> {
