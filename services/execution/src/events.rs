@@ -44,19 +44,141 @@ fn stage_context(st: &StageRun) -> ev::StageContext {
     ev::StageContext {
         stage: st.name.clone(),
         environment: st.environment.clone(),
-        tier: 0,
+        tier: tier(&st.tier) as i32,
     }
 }
 
-fn commit(e: &Execution) -> pb::Commit {
-    pb::Commit {
-        sha: e.commit_sha.clone(),
-        branch: e.branch.clone(),
-        author: e.author.clone(),
-        message: e.message.clone(),
-        commit_time: e.commit_time.map(ts),
-        land_time: None,
+/// A stored tier name ("production") as the contract's enum.
+fn tier(name: &str) -> common::Tier {
+    common::Tier::from_str_name(&format!("TIER_{}", name.to_ascii_uppercase()))
+        .unwrap_or(common::Tier::Unspecified)
+}
+
+/// A stage's DPRA duration budget (DPRA §4.1): ten minutes for the build
+/// stage, thirty for beta and gamma; none for the others.
+fn budget(st: &StageRun) -> Option<prost_types::Duration> {
+    let minutes = match st.tier.as_str() {
+        "" if st.name == "build" => 10,
+        "beta" | "gamma" => 30,
+        _ => return None,
+    };
+    Some(prost_types::Duration {
+        seconds: minutes * 60,
+        nanos: 0,
+    })
+}
+
+/// The contract's gate kind of an action kind; unspecified for actions
+/// that are no gate.
+fn gate_kind(kind: &str) -> pb::GateKind {
+    match kind {
+        "secrets-detection" => pb::GateKind::SecretsDetection,
+        "sast" => pb::GateKind::Sast,
+        "sca" => pb::GateKind::Sca,
+        "policy-as-code" => pb::GateKind::Policy,
+        "vulnerability-scan" => pb::GateKind::Vulnerability,
+        "dast" => pb::GateKind::Dast,
+        "code-quality" => pb::GateKind::CodeQuality,
+        "evaluate" => pb::GateKind::ModelQuality,
+        _ => pb::GateKind::Unspecified,
     }
+}
+
+fn count(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+fn finding_counts(f: &Findings) -> pb::FindingCounts {
+    pb::FindingCounts {
+        critical: count(f.critical),
+        high: count(f.high),
+        medium: count(f.medium),
+        low: count(f.low),
+        info: count(f.info),
+    }
+}
+
+fn gate_thresholds(gate: &Gate) -> pb::FindingCounts {
+    let limit = |l: &Option<u32>| l.map_or(-1, count);
+    match gate {
+        Gate::AnyFinding => pb::FindingCounts::default(),
+        Gate::Thresholds {
+            critical,
+            high,
+            medium,
+            low,
+        } => pb::FindingCounts {
+            critical: limit(critical),
+            high: limit(high),
+            medium: limit(medium),
+            low: limit(low),
+            info: -1,
+        },
+    }
+}
+
+/// What the execution did in production: the first production stage that
+/// started deploying.
+fn production(s: &Snapshot) -> Option<ev::ProductionDeployment> {
+    let st = s
+        .stages
+        .iter()
+        .find(|st| st.tier == "production" && st.start_time.is_some())?;
+    let wave_ends: Vec<_> = s
+        .actions
+        .iter()
+        .filter(|a| a.stage_index == st.index && !a.rollback && a.wave >= 0)
+        .collect();
+    let waves_total = st.waves.len().max(1) as i32;
+    let waves_completed = if st.state == StageState::Succeeded {
+        waves_total
+    } else {
+        st.current_wave.clamp(0, waves_total)
+    };
+    // The first wave ended when its bake did: the next wave's first start,
+    // or the stage's end when it was the only wave.
+    let first_wave_end_time = if waves_completed >= 1 {
+        wave_ends
+            .iter()
+            .filter(|a| a.wave == 1)
+            .filter_map(|a| a.queue_time)
+            .min()
+            .or(st.end_time.filter(|_| waves_total == 1))
+    } else {
+        None
+    };
+    Some(ev::ProductionDeployment {
+        environment: st.environment.clone(),
+        targets: targets(s, st.index, None),
+        start_time: st.start_time.map(ts),
+        first_wave_end_time: first_wave_end_time.map(ts),
+        end_time: st
+            .end_time
+            .filter(|_| st.state == StageState::Succeeded)
+            .map(ts),
+        waves_completed,
+        waves_total,
+        rolled_back: matches!(st.state, StageState::RolledBack | StageState::RollingBack),
+    })
+}
+
+fn approval_rejected(st: &StageRun) -> bool {
+    st.state == StageState::Failed && st.approvals.last().is_some_and(|a| !a.approved)
+}
+
+/// The commits an execution carries, oldest first, the head last.
+pub fn commits(e: &Execution) -> Vec<pb::Commit> {
+    e.commits
+        .iter()
+        .map(|c| pb::Commit {
+            sha: c.sha.clone(),
+            branch: e.branch.clone(),
+            author: c.author.clone(),
+            message: c.message.clone(),
+            commit_time: c.commit_time.map(ts),
+            land_time: Some(ts(c.land_time)),
+        })
+        .collect()
 }
 
 fn event(kind: &str, subject: String, payload: ev::event::Payload) -> Outgoing {
@@ -66,7 +188,7 @@ fn event(kind: &str, subject: String, payload: ev::event::Payload) -> Outgoing {
     let event = ev::Event {
         id: uuid::Uuid::now_v7().to_string(),
         time: Some(ts(chrono::Utc::now())),
-        source: "conveyor-execution".to_owned(),
+        source: "conveyor.execution".to_owned(),
         r#type: kind.to_owned(),
         subject,
         traceparent,
@@ -78,6 +200,26 @@ fn event(kind: &str, subject: String, payload: ev::event::Payload) -> Outgoing {
         topic: EVENTS_STREAM.to_owned(),
         payload: event.encode_to_vec(),
     }
+}
+
+/// An alarm's change of state (`alarm.state.changed`); `previous` is None
+/// for a new alarm.
+pub fn alarm_changed(previous: Option<&str>, alarm: &crate::store::AlarmRecord) -> Outgoing {
+    let alarm = crate::api::alarms::to_pb(alarm.clone());
+    event(
+        "alarm.state.changed",
+        alarm.name.clone(),
+        ev::event::Payload::AlarmStateChanged(ev::AlarmStateChanged {
+            alarm: alarm.name,
+            scope: alarm.scope,
+            previous_state: previous
+                .map_or(pb::AlarmState::Unspecified, crate::api::alarms::alarm_state)
+                as i32,
+            state: alarm.state,
+            reason: alarm.reason,
+            alarm_source: alarm.source,
+        }),
+    )
 }
 
 /// The distinct targets of a stage's runs (of one wave, or all).
@@ -164,8 +306,13 @@ pub fn outgoing(s: &Snapshot, artifacts: &EventArtifacts) -> Vec<Outgoing> {
                 name.clone(),
                 P::ExecutionStarted(ev::ExecutionStarted {
                     context: Some(context(e)),
-                    commit: Some(commit(e)),
-                    commits: vec![commit(e)],
+                    mode: match e.mode {
+                        Mode::Superseded => pb::ExecutionMode::Superseded,
+                        Mode::Queued => pb::ExecutionMode::Queued,
+                        Mode::Parallel => pb::ExecutionMode::Parallel,
+                    } as i32,
+                    commit: commits(e).pop(),
+                    commits: commits(e),
                     ..Default::default()
                 }),
             )),
@@ -177,6 +324,7 @@ pub fn outgoing(s: &Snapshot, artifacts: &EventArtifacts) -> Vec<Outgoing> {
                         P::StageStarted(ev::StageStarted {
                             context: Some(context(e)),
                             stage: Some(stage_context(st)),
+                            targets: targets(s, stage, None),
                             artifacts: deployed(st),
                             ..Default::default()
                         }),
@@ -195,7 +343,8 @@ pub fn outgoing(s: &Snapshot, artifacts: &EventArtifacts) -> Vec<Outgoing> {
                             artifacts: artifacts.built.clone(),
                             start_time: st.start_time.map(ts),
                             end_time: st.end_time.map(ts),
-                            ..Default::default()
+                            budget: budget(st),
+                            targets: targets(s, stage, None),
                         }),
                     )
                 } else {
@@ -204,10 +353,18 @@ pub fn outgoing(s: &Snapshot, artifacts: &EventArtifacts) -> Vec<Outgoing> {
                         P::StageFailed(ev::StageFailed {
                             context: Some(context(e)),
                             stage: Some(stage_context(st)),
+                            state: crate::api::stage_state(st.state) as i32,
                             reason: st.state_reason.clone(),
+                            failed_action_run: s
+                                .actions
+                                .iter()
+                                .find(|a| a.stage_index == stage && a.state == ActionState::Failed)
+                                .map(|a| format!("{name}/actionRuns/{}", a.id))
+                                .unwrap_or_default(),
+                            approval_rejected: approval_rejected(st),
                             start_time: st.start_time.map(ts),
                             end_time: st.end_time.map(ts),
-                            ..Default::default()
+                            budget: budget(st),
                         }),
                     )
                 };
@@ -241,9 +398,38 @@ pub fn outgoing(s: &Snapshot, artifacts: &EventArtifacts) -> Vec<Outgoing> {
                     action_run: format!("{name}/actionRuns/{}", a.id),
                     action: a.name.clone(),
                     attempt,
+                    // Events number waves from 1; 0: not a per-target run.
+                    wave: if a.target.is_some() { a.wave + 1 } else { 0 },
+                    target: a.target.as_ref().map(|(account, region)| common::Target {
+                        account: account.clone(),
+                        region: region.clone(),
+                    }),
                     worker: a.worker.clone(),
-                    ..Default::default()
                 };
+                if let Some(gate) = &a.gate {
+                    let kind = gate_kind(&a.kind);
+                    out.push(event(
+                        "execution.gate.evaluated",
+                        format!("{name}/actionRuns/{}", a.id),
+                        P::GateEvaluated(ev::GateEvaluated {
+                            context: Some(context(e)),
+                            stage: Some(stage_context(st)),
+                            action: Some(action_context.clone()),
+                            kind: kind as i32,
+                            findings: Some(finding_counts(&a.findings)),
+                            thresholds: Some(gate_thresholds(gate)),
+                            passed: a.state == ActionState::Succeeded
+                                && crate::engine::gate_violation(gate, &a.findings).is_none(),
+                            security_control: !matches!(
+                                kind,
+                                pb::GateKind::Unspecified
+                                    | pb::GateKind::CodeQuality
+                                    | pb::GateKind::ModelQuality
+                            ),
+                            report: None,
+                        }),
+                    ));
+                }
                 let payload = if a.state == ActionState::Succeeded {
                     (
                         "execution.action.succeeded",
@@ -298,7 +484,7 @@ pub fn outgoing(s: &Snapshot, artifacts: &EventArtifacts) -> Vec<Outgoing> {
                     P::WaveStarted(ev::WaveStarted {
                         context: Some(context(e)),
                         stage: Some(stage_context(st)),
-                        wave,
+                        wave: wave + 1,
                         name: st
                             .waves
                             .get(wave as usize)
@@ -313,24 +499,12 @@ pub fn outgoing(s: &Snapshot, artifacts: &EventArtifacts) -> Vec<Outgoing> {
                 let Some(st) = stage_of(stage) else { continue };
                 let secs = st.waves.get(wave as usize).map_or(0, |w| w.bake_secs);
                 out.push(event(
-                    "execution.wave.succeeded",
-                    name.clone(),
-                    P::WaveSucceeded(ev::WaveSucceeded {
-                        context: Some(context(e)),
-                        stage: Some(stage_context(st)),
-                        wave,
-                        targets: targets(s, stage, Some(wave)),
-                        last: wave as usize + 1 == st.waves.len(),
-                        ..Default::default()
-                    }),
-                ));
-                out.push(event(
                     "execution.bake.started",
                     name.clone(),
                     P::BakeStarted(ev::BakeStarted {
                         context: Some(context(e)),
                         stage: Some(stage_context(st)),
-                        wave,
+                        wave: wave + 1,
                         duration: Some(prost_types::Duration {
                             seconds: secs as i64,
                             nanos: 0,
@@ -342,12 +516,25 @@ pub fn outgoing(s: &Snapshot, artifacts: &EventArtifacts) -> Vec<Outgoing> {
             Transition::BakeCompleted { stage, wave } => {
                 let Some(st) = stage_of(stage) else { continue };
                 out.push(event(
+                    "execution.wave.succeeded",
+                    name.clone(),
+                    P::WaveSucceeded(ev::WaveSucceeded {
+                        context: Some(context(e)),
+                        stage: Some(stage_context(st)),
+                        wave: wave + 1,
+                        targets: targets(s, stage, Some(wave)),
+                        last: wave as usize + 1 == st.waves.len(),
+                        start_time: None,
+                        end_time: Some(ts(chrono::Utc::now())),
+                    }),
+                ));
+                out.push(event(
                     "execution.bake.completed",
                     name.clone(),
                     P::BakeCompleted(ev::BakeCompleted {
                         context: Some(context(e)),
                         stage: Some(stage_context(st)),
-                        wave,
+                        wave: wave + 1,
                         ..Default::default()
                     }),
                 ));
@@ -360,8 +547,18 @@ pub fn outgoing(s: &Snapshot, artifacts: &EventArtifacts) -> Vec<Outgoing> {
                     P::RollbackStarted(ev::RollbackStarted {
                         context: Some(context(e)),
                         stage: Some(stage_context(st)),
-                        wave: st.current_wave,
+                        wave: st.current_wave + 1,
                         alarm,
+                        // The engine starts the rollback on the pass that
+                        // sees the alarm.
+                        alarm_time: Some(ts(e.update_time)),
+                        restored_execution: s
+                            .last_good
+                            .as_ref()
+                            .map(|g| {
+                                format!("pipelines/{}/executions/{}", e.pipeline, g.execution_id)
+                            })
+                            .unwrap_or_default(),
                         reason: st.state_reason.clone(),
                         targets: targets(s, stage, None),
                         failed_artifact: artifacts.package.clone(),
@@ -438,15 +635,19 @@ pub fn outgoing(s: &Snapshot, artifacts: &EventArtifacts) -> Vec<Outgoing> {
                         failed_stage: s
                             .stages
                             .iter()
-                            .find(|st| st.state == StageState::Failed)
+                            .find(|st| {
+                                matches!(st.state, StageState::Failed | StageState::RolledBack)
+                            })
                             .map(|st| st.name.clone())
                             .unwrap_or_default(),
-                        commits: vec![commit(e)],
+                        approval_rejected: s.stages.iter().any(approval_rejected),
+                        commits: commits(e),
                         artifacts: artifacts.built.clone(),
                         create_time: Some(ts(e.create_time)),
                         start_time: Some(ts(e.create_time)),
                         end_time: e.end_time.map(ts),
-                        ..Default::default()
+                        production: production(s),
+                        superseded_by: String::new(),
                     }),
                 ));
             }

@@ -217,6 +217,24 @@ pub struct Execution {
     pub version: i64,
     /// StartExecution's parameters, exposed to actions as CONVEYOR_PARAM_<KEY>.
     pub parameters: std::collections::BTreeMap<String, String>,
+    /// Every commit the push carried, oldest first, the head last; each
+    /// counts for lead time from its `land_time`.
+    pub commits: Vec<CommitInfo>,
+}
+
+/// A commit carried by an execution.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommitInfo {
+    pub sha: String,
+    #[serde(default)]
+    pub author: String,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub commit_time: Option<DateTime<Utc>>,
+    /// When the commit landed on the branch; lead time starts here.
+    pub land_time: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -225,6 +243,8 @@ pub struct StageRun {
     pub index: i32,
     pub name: String,
     pub environment: String,
+    /// The environment's tier ("production"); empty for build stages.
+    pub tier: String,
     pub state: StageState,
     pub state_reason: String,
     pub start_time: Option<DateTime<Utc>>,

@@ -210,3 +210,99 @@ pub fn backend_name(db: &DatabaseConnection) -> &'static str {
         _ => "other",
     }
 }
+
+/// Whether this replica does work that one replica at a time must do:
+/// always on SQLite (one process); on Postgres while it holds a session
+/// advisory lock on a connection of its own, so another replica takes over
+/// when its session ends.
+pub struct Leader {
+    url: String,
+    key: i64,
+    what: &'static str,
+    session: Option<DatabaseConnection>,
+}
+
+impl Leader {
+    /// A candidate for the lock `key`; `what` names the work in logs.
+    pub fn new(url: String, key: i64, what: &'static str) -> Leader {
+        Leader {
+            url,
+            key,
+            what,
+            session: None,
+        }
+    }
+
+    /// True while this replica holds the lead; tries to take it otherwise.
+    pub async fn holds(&mut self) -> bool {
+        if !self.url.starts_with("postgres") {
+            return true;
+        }
+        if let Some(session) = &self.session {
+            // Still connected means still holding the lock.
+            if session.execute_unprepared("SELECT 1").await.is_ok() {
+                return true;
+            }
+            self.session = None;
+        }
+        let mut options = ConnectOptions::new(self.url.clone());
+        options
+            .max_connections(1)
+            .min_connections(1)
+            .connect_timeout(Duration::from_secs(5))
+            .sqlx_logging(false);
+        let Ok(session) = Database::connect(options).await else {
+            return false;
+        };
+        let acquired = session
+            .query_one_raw(sea_orm::Statement::from_string(
+                DbBackend::Postgres,
+                format!("SELECT pg_try_advisory_lock({}) AS acquired", self.key),
+            ))
+            .await
+            .ok()
+            .flatten()
+            .and_then(|row| row.try_get::<bool>("", "acquired").ok())
+            .unwrap_or(false);
+        if acquired {
+            tracing::info!(work = self.what, "this replica took the lead");
+            self.session = Some(session);
+        }
+        acquired
+    }
+}
+
+#[cfg(test)]
+mod leader_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn one_replica_at_a_time_leads() {
+        let url = match std::env::var("CONVEYOR_TEST_DATABASE_URL") {
+            Ok(url) if !url.is_empty() => url,
+            _ => {
+                assert!(
+                    std::env::var("CI").is_err(),
+                    "CI must set CONVEYOR_TEST_DATABASE_URL"
+                );
+                return;
+            }
+        };
+        const KEY: i64 = 0x7465_7374_6c65_6164;
+        let mut first = Leader::new(url.clone(), KEY, "test");
+        let mut second = Leader::new(url, KEY, "test");
+        assert!(first.holds().await);
+        assert!(first.holds().await, "it keeps the lead");
+        assert!(!second.holds().await);
+        // The leader's session ends: the other replica takes over.
+        if let Some(session) = first.session.take() {
+            session.close().await.expect("close");
+        }
+        assert!(second.holds().await);
+        assert!(
+            Leader::new("sqlite::memory:".into(), KEY, "test")
+                .holds()
+                .await
+        );
+    }
+}

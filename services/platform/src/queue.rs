@@ -122,6 +122,7 @@ impl Queue for RedisQueue {
             key: self.key(stream),
             group: group.to_owned(),
             consumer: consumer.to_owned(),
+            backlog: true,
         };
         reader.ensure_group().await?;
         Ok(Box::new(reader))
@@ -133,6 +134,9 @@ struct RedisReader {
     key: String,
     group: String,
     consumer: String,
+    /// Until drained: this consumer's messages delivered before and never
+    /// acknowledged (it stopped mid-batch); they are read again first.
+    backlog: bool,
 }
 
 impl RedisReader {
@@ -153,12 +157,19 @@ impl RedisReader {
 #[async_trait::async_trait]
 impl Reader for RedisReader {
     async fn next(&mut self, block: Duration, max: usize) -> Result<Vec<Delivery>, QueueError> {
-        let options = StreamReadOptions::default()
+        let mut options = StreamReadOptions::default()
             .group(&self.group, &self.consumer)
-            .block(block.as_millis().min(30_000) as usize)
             .count(max.max(1));
-        let reply: Result<Option<StreamReadReply>, redis::RedisError> =
-            self.con.xread_options(&[&self.key], &[">"], &options).await;
+        let from = if self.backlog {
+            "0"
+        } else {
+            options = options.block(block.as_millis().min(30_000) as usize);
+            ">"
+        };
+        let reply: Result<Option<StreamReadReply>, redis::RedisError> = self
+            .con
+            .xread_options(&[&self.key], &[from], &options)
+            .await;
         let reply = match reply {
             Err(e) if e.code() == Some("NOGROUP") => {
                 self.ensure_group().await?;
@@ -178,6 +189,10 @@ impl Reader for RedisReader {
                     payload,
                 });
             }
+        }
+        if self.backlog && out.is_empty() {
+            self.backlog = false;
+            return self.next(block, max).await;
         }
         Ok(out)
     }
@@ -368,8 +383,27 @@ mod tests {
             .await
             .expect("connect to CONVEYOR_TEST_REDIS_URL");
         contract(Arc::new(queue.clone())).await;
+        // A consumer that stopped before acknowledging gets its messages
+        // again when it comes back under the same name.
+        let mut first = queue.reader("work", "g", "c1").await.expect("reader");
+        queue.publish("work", b"x").await.expect("publish");
+        let got = first.next(Duration::from_secs(1), 10).await.expect("next");
+        assert_eq!(got.len(), 1);
+        drop(first);
+        let mut again = queue.reader("work", "g", "c1").await.expect("reader");
+        let redelivered = again.next(Duration::from_secs(1), 10).await.expect("next");
+        assert_eq!(redelivered, got, "the pending message comes back first");
+        again.ack(&redelivered[0].id).await.expect("ack");
+        let mut last = queue.reader("work", "g", "c1").await.expect("reader");
+        assert!(
+            last.next(Duration::from_millis(100), 10)
+                .await
+                .expect("next")
+                .is_empty()
+        );
         let mut con = queue.writer.clone();
         let _: i64 = con.del(queue.key("jobs")).await.expect("cleanup");
+        let _: i64 = con.del(queue.key("work")).await.expect("cleanup");
     }
 }
 

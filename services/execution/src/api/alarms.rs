@@ -44,7 +44,17 @@ fn state_name(state: i32) -> Result<&'static str, Error> {
     }
 }
 
-fn to_pb(a: AlarmRecord) -> pb::Alarm {
+/// A stored alarm state ("ok", "alarm", ...) as the contract's enum.
+pub fn alarm_state(state: &str) -> pb::AlarmState {
+    match state {
+        "ok" => pb::AlarmState::Ok,
+        "alarm" => pb::AlarmState::Alarm,
+        _ => pb::AlarmState::InsufficientData,
+    }
+}
+
+/// An alarm as the API and its events show it.
+pub fn to_pb(a: AlarmRecord) -> pb::Alarm {
     pb::Alarm {
         name: format!("alarms/{}", a.name),
         scope: Some(pb::AlarmScope {
@@ -56,11 +66,7 @@ fn to_pb(a: AlarmRecord) -> pb::Alarm {
             environment: a.environment,
             target: None,
         }),
-        state: match a.state.as_str() {
-            "ok" => pb::AlarmState::Ok,
-            "alarm" => pb::AlarmState::Alarm,
-            _ => pb::AlarmState::InsufficientData,
-        } as i32,
+        state: alarm_state(&a.state) as i32,
         reason: a.reason,
         source: if a.source == "health_probe" {
             pb::AlarmSource::HealthProbe

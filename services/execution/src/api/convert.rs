@@ -98,7 +98,7 @@ pub fn execution_state(s: ExecutionState) -> pb::ExecutionState {
     }
 }
 
-fn stage_state(s: StageState) -> pb::StageState {
+pub fn stage_state(s: StageState) -> pb::StageState {
     match s {
         StageState::Pending => pb::StageState::Pending,
         StageState::RollingBack => pb::StageState::RollingBack,
@@ -165,14 +165,8 @@ pub fn action(e: &Execution, stage: &str, a: &ActionRun) -> pb::ActionRun {
 /// The whole execution; BASIC leaves out the stages.
 pub fn execution(s: &Snapshot, full: bool) -> pb::Execution {
     let e = &s.execution;
-    let commit = pb::Commit {
-        sha: e.commit_sha.clone(),
-        branch: e.branch.clone(),
-        author: e.author.clone(),
-        message: e.message.clone(),
-        commit_time: opt_time(e.commit_time),
-        land_time: None,
-    };
+    let commits = crate::events::commits(e);
+    let commit = commits.last().cloned().unwrap_or_default();
     let stages = if full {
         s.stages
             .iter()
@@ -213,7 +207,7 @@ pub fn execution(s: &Snapshot, full: bool) -> pb::Execution {
         state_reason: e.state_reason.clone(),
         build_only: e.build_only,
         commit: Some(commit.clone()),
-        commits: vec![commit],
+        commits,
         stages,
         failed_stage,
         etag: e.version.to_string(),

@@ -1,7 +1,7 @@
 //! The gRPC adapters: ExecutionService for people and tools, WorkerService
 //! for workers. Validate, convert, call the domain, convert back.
 
-mod alarms;
+pub(crate) mod alarms;
 mod convert;
 mod worker;
 
@@ -18,7 +18,7 @@ use conveyor_api::execution::v1::execution_service_server::{
 use tonic::{Request, Response, Status};
 
 pub use convert::{
-    approval, approval_state, execution_state, parse_action_name, parse_execution_name,
+    approval, approval_state, execution_state, parse_action_name, parse_execution_name, stage_state,
 };
 
 use crate::domain::{Executions, StartRequest};
@@ -95,6 +95,22 @@ impl ExecutionService for ExecutionApi {
                     .commit_time
                     .as_ref()
                     .and_then(convert::from_timestamp),
+                land_time: commit.land_time.as_ref().and_then(convert::from_timestamp),
+                earlier_commits: r
+                    .additional_commits
+                    .iter()
+                    .map(|c| crate::model::CommitInfo {
+                        sha: c.sha.clone(),
+                        author: c.author.clone(),
+                        message: c.message.clone(),
+                        commit_time: c.commit_time.as_ref().and_then(convert::from_timestamp),
+                        land_time: c
+                            .land_time
+                            .as_ref()
+                            .and_then(convert::from_timestamp)
+                            .unwrap_or_else(chrono::Utc::now),
+                    })
+                    .collect(),
                 request_id: (!r.request_id.is_empty()).then_some(r.request_id),
                 parameters: r.parameters.into_iter().collect(),
             })

@@ -29,6 +29,11 @@ pub struct StartRequest {
     pub author: String,
     pub message: String,
     pub commit_time: Option<DateTime<Utc>>,
+    /// When the head commit landed on the branch; the time of the request
+    /// when unset.
+    pub land_time: Option<DateTime<Utc>>,
+    /// Older commits of the same push, oldest first.
+    pub earlier_commits: Vec<CommitInfo>,
     pub request_id: Option<String>,
     /// Exposed to every action as CONVEYOR_PARAM_<KEY>.
     pub parameters: std::collections::BTreeMap<String, String>,
@@ -100,6 +105,7 @@ impl Executions {
             ));
         }
         check_parameters(&request.parameters)?;
+        check_earlier_commits(&request.earlier_commits)?;
         let pinned = self.specs.current(&request.pipeline).await?;
         let spec = &pinned.document.spec;
         let branch = if request.branch.is_empty() {
@@ -124,6 +130,17 @@ impl Executions {
                 conveyor_definitions::spec::ExecutionMode::Queued => Mode::Queued,
                 conveyor_definitions::spec::ExecutionMode::Parallel => Mode::Parallel,
             },
+            commits: request
+                .earlier_commits
+                .into_iter()
+                .chain([CommitInfo {
+                    sha: request.commit_sha.clone(),
+                    author: request.author.clone(),
+                    message: request.message.clone(),
+                    commit_time: request.commit_time,
+                    land_time: request.land_time.unwrap_or(now),
+                }])
+                .collect(),
             commit_sha: request.commit_sha,
             branch,
             author: request.author,
@@ -386,6 +403,7 @@ impl Executions {
         }
         let (alarm, changed) = self.store.set_alarm(record).await?;
         if changed {
+            self.relay_now.notify_one();
             tracing::info!(alarm = %alarm.name, state = %alarm.state, reason = %alarm.reason, "alarm state changed");
             if alarm.state == "alarm" {
                 // Rollouts watching it roll back now, not at the next pass.
@@ -548,6 +566,33 @@ fn check_name(name: &str, field: &str) -> Result<(), Error> {
 
 /// Parameter keys become environment variable names: upper-case letters,
 /// digits and '_', not starting with a digit.
+/// The most older commits one push may carry.
+const MAX_EARLIER_COMMITS: usize = 1000;
+
+fn check_earlier_commits(commits: &[CommitInfo]) -> Result<(), Error> {
+    if commits.len() > MAX_EARLIER_COMMITS {
+        return Err(Error::invalid(
+            "additional_commits",
+            format!("at most {MAX_EARLIER_COMMITS} commits per push"),
+        ));
+    }
+    for (i, c) in commits.iter().enumerate() {
+        if c.sha.is_empty() || c.sha.len() > 64 || !c.sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::invalid(
+                format!("additional_commits[{i}].sha"),
+                "a hex commit id of at most 64 characters",
+            ));
+        }
+        if c.author.len() > 256 || c.message.len() > 4096 {
+            return Err(Error::invalid(
+                format!("additional_commits[{i}]"),
+                "author or message is too long",
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn check_parameters(parameters: &std::collections::BTreeMap<String, String>) -> Result<(), Error> {
     if parameters.len() > 64 {
         return Err(Error::invalid("parameters", "at most 64 parameters"));

@@ -43,6 +43,12 @@ pub fn plan(
             index: i as i32,
             name: stage.name.clone(),
             environment: stage.environment.clone().unwrap_or_default(),
+            tier: stage
+                .environment
+                .as_ref()
+                .and_then(|env| doc.spec.environments.iter().find(|e| &e.name == env))
+                .map(|e| e.tier.as_str().to_owned())
+                .unwrap_or_default(),
             state: if skipped {
                 StageState::Skipped
             } else {

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
+    TransactionTrait,
 };
 
 use super::entities::{alarm, blocker};
@@ -172,17 +173,24 @@ impl Store {
     }
 
     /// Records an observation; one older than the stored one is ignored.
-    /// Returns the alarm after the write and whether its state changed.
+    /// Returns the alarm after the write and whether its state changed; a
+    /// change is announced (`alarm.state.changed`) in the same transaction.
     pub async fn set_alarm(&self, record: AlarmRecord) -> Result<(AlarmRecord, bool), StoreError> {
+        let txn = self.db.begin().await?;
         let existing = alarm::Entity::find_by_id(record.name.clone())
-            .one(self.connection())
+            .one(&txn)
             .await?;
         let now = Utc::now();
-        match existing {
-            Some(old) if old.observe_time > record.observe_time => Ok((alarm_record(old), false)),
+        let (stored, previous) = match existing {
+            Some(old) if old.observe_time > record.observe_time => {
+                return Ok((alarm_record(old), false));
+            }
             Some(old) => {
-                let changed = old.state != record.state;
-                let mut active: alarm::ActiveModel = old.clone().into();
+                let previous = old.state.clone();
+                let mut active: alarm::ActiveModel = old.into();
+                if previous != record.state {
+                    active.state_change_time = Set(now);
+                }
                 active.pipeline = Set(record.pipeline);
                 active.environment = Set(record.environment);
                 active.state = Set(record.state);
@@ -190,13 +198,7 @@ impl Store {
                 active.source = Set(record.source);
                 active.observe_time = Set(record.observe_time);
                 active.update_time = Set(now);
-                if changed {
-                    active.state_change_time = Set(now);
-                }
-                Ok((
-                    alarm_record(active.update(self.connection()).await?),
-                    changed,
-                ))
+                (alarm_record(active.update(&txn).await?), Some(previous))
             }
             None => {
                 let model = alarm::ActiveModel {
@@ -210,11 +212,21 @@ impl Store {
                     observe_time: Set(record.observe_time),
                     update_time: Set(now),
                 }
-                .insert(self.connection())
+                .insert(&txn)
                 .await?;
-                Ok((alarm_record(model), true))
+                (alarm_record(model), None)
             }
+        };
+        let changed = previous.as_deref() != Some(stored.state.as_str());
+        if changed {
+            super::write_outbox(
+                &txn,
+                vec![crate::events::alarm_changed(previous.as_deref(), &stored)],
+            )
+            .await?;
         }
+        txn.commit().await?;
+        Ok((stored, changed))
     }
 
     pub async fn alarm(&self, name: &str) -> Result<Option<AlarmRecord>, StoreError> {

@@ -33,6 +33,9 @@ pub mod execution {
         /// JSON object of StartExecution's parameters.
         #[sea_orm(column_type = "Text")]
         pub parameters: String,
+        /// JSON array of the commits carried, head last, with land times.
+        #[sea_orm(column_type = "Text")]
+        pub commits: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -74,6 +77,8 @@ pub mod stage_run {
         pub bake_until: Option<DateTimeUtc>,
         /// While waiting for approval: when the wait fails the execution.
         pub approval_deadline: Option<DateTimeUtc>,
+        /// The environment's tier ("production"), empty for build stages.
+        pub tier: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

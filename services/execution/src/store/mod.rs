@@ -738,7 +738,7 @@ async fn save(
     write_outbox(txn, crate::events::outgoing(s, &artifacts)).await
 }
 
-async fn write_outbox<C: sea_orm::ConnectionTrait>(
+pub(super) async fn write_outbox<C: sea_orm::ConnectionTrait>(
     db: &C,
     messages: Vec<crate::events::Outgoing>,
 ) -> Result<(), StoreError> {

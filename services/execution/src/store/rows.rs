@@ -15,6 +15,18 @@ pub fn execution_from(m: execution::Model) -> Result<Execution, StoreError> {
         .ok_or_else(|| corrupt(format!("execution {}: mode {:?}", m.id, m.mode)))?;
     let parameters = serde_json::from_str(&m.parameters)
         .map_err(|e| corrupt(format!("execution {}: parameters: {e}", m.id)))?;
+    let mut commits: Vec<CommitInfo> = serde_json::from_str(&m.commits)
+        .map_err(|e| corrupt(format!("execution {}: commits: {e}", m.id)))?;
+    if commits.is_empty() {
+        // Stored before commits were: the head, landed when the push came.
+        commits.push(CommitInfo {
+            sha: m.commit_sha.clone(),
+            author: m.author.clone(),
+            message: m.message.clone(),
+            commit_time: m.commit_time,
+            land_time: m.create_time,
+        });
+    }
     Ok(Execution {
         state: ExecutionState::parse(&m.state)
             .ok_or_else(|| corrupt(format!("execution {}: state {:?}", m.id, m.state)))?,
@@ -38,6 +50,7 @@ pub fn execution_from(m: execution::Model) -> Result<Execution, StoreError> {
         update_time: m.update_time,
         version: m.version,
         parameters,
+        commits,
     })
 }
 
@@ -65,6 +78,7 @@ pub fn execution_active(e: &Execution, request_id: Option<String>) -> execution:
         update_time: Set(e.update_time),
         version: Set(e.version),
         parameters: Set(serde_json::to_string(&e.parameters).unwrap_or_else(|_| "{}".to_owned())),
+        commits: Set(json(&e.commits)),
     }
 }
 
@@ -96,6 +110,7 @@ pub fn stage_from(m: stage_run::Model) -> Result<StageRun, StoreError> {
         index: m.stage_index,
         name: m.name,
         environment: m.environment,
+        tier: m.tier,
         state_reason: m.state_reason,
         start_time: m.start_time,
         end_time: m.end_time,
@@ -127,6 +142,7 @@ pub fn stage_active(s: &StageRun) -> stage_run::ActiveModel {
         current_wave: Set(s.current_wave),
         bake_until: Set(s.bake_until),
         approval_deadline: Set(s.approval_deadline),
+        tier: Set(s.tier.clone()),
     }
 }
 

@@ -412,6 +412,7 @@ on_every_backend!(events_describe_the_execution, 30, |cp, dir| {
     assert_eq!(state(&done), pb::ExecutionState::Failed);
     let mut kinds = Vec::new();
     let mut finished = None;
+    let mut stage_failed = None;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while finished.is_none() && tokio::time::Instant::now() < deadline {
         for d in events
@@ -420,10 +421,12 @@ on_every_backend!(events_describe_the_execution, 30, |cp, dir| {
             .expect("events")
         {
             let event = ev::Event::decode(d.payload.as_slice()).expect("an Event");
-            assert_eq!(event.source, "conveyor-execution");
+            assert_eq!(event.source, "conveyor.execution");
             kinds.push(event.r#type.clone());
-            if let Some(ev::event::Payload::ExecutionFinished(f)) = event.payload {
-                finished = Some(f);
+            match event.payload {
+                Some(ev::event::Payload::ExecutionFinished(f)) => finished = Some(f),
+                Some(ev::event::Payload::StageFailed(f)) => stage_failed = Some(f),
+                _ => {}
             }
         }
     }
@@ -444,6 +447,22 @@ on_every_backend!(events_describe_the_execution, 30, |cp, dir| {
     assert_eq!(finished.outcome, pb::ExecutionState::Failed as i32);
     assert_eq!(finished.failed_stage, "beta");
     assert_eq!(finished.context.expect("context").execution, started.name);
+    assert_eq!(finished.commits.len(), 1, "the head commit");
+    assert!(
+        finished.commits[0].land_time.is_some(),
+        "landed when pushed"
+    );
+    assert!(finished.production.is_none(), "never reached production");
+    let stage_failed = stage_failed.expect("execution.stage.failed");
+    let stage = stage_failed.stage.expect("stage context");
+    assert_eq!(stage.tier, conveyor_api::common::v1::Tier::Beta as i32);
+    assert_eq!(stage_failed.state, pb::StageState::Failed as i32);
+    assert!(stage_failed.failed_action_run.contains("/actionRuns/"));
+    assert_eq!(
+        stage_failed.budget.map(|b| b.seconds),
+        Some(1800),
+        "beta's DPRA budget"
+    );
 });
 
 on_every_backend!(lost_dispatches_are_sent_again, 30, |cp, dir| {

@@ -118,7 +118,8 @@ impl Fleet {
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await; // not at start-up
-            let mut leader = Leader::new(database_url);
+            let mut leader =
+                conveyor_platform::database::Leader::new(database_url, LEADER_KEY, "drift checks");
             loop {
                 tick.tick().await;
                 if !leader.holds().await {
@@ -225,85 +226,5 @@ async fn check_account(
     Ok(None)
 }
 
-/// Whether this replica runs the drift checks: always on SQLite (one
-/// process); on Postgres while it holds the advisory lock.
-struct Leader {
-    url: String,
-    session: Option<sea_orm::DatabaseConnection>,
-}
-
 /// The advisory-lock key of the drift checker ("conveyor-fleet-drift").
 const LEADER_KEY: i64 = 0x636f_6e76_6472_6674;
-
-impl Leader {
-    fn new(url: String) -> Leader {
-        Leader { url, session: None }
-    }
-
-    async fn holds(&mut self) -> bool {
-        use sea_orm::ConnectionTrait;
-        if !self.url.starts_with("postgres") {
-            return true;
-        }
-        if let Some(session) = &self.session {
-            // Still connected means still holding the lock.
-            if session.execute_unprepared("SELECT 1").await.is_ok() {
-                return true;
-            }
-            self.session = None;
-        }
-        let mut options = sea_orm::ConnectOptions::new(self.url.clone());
-        options
-            .max_connections(1)
-            .min_connections(1)
-            .sqlx_logging(false);
-        let Ok(session) = sea_orm::Database::connect(options).await else {
-            return false;
-        };
-        let acquired = session
-            .query_one_raw(sea_orm::Statement::from_string(
-                sea_orm::DbBackend::Postgres,
-                format!("SELECT pg_try_advisory_lock({LEADER_KEY}) AS acquired"),
-            ))
-            .await
-            .ok()
-            .flatten()
-            .and_then(|row| row.try_get::<bool>("", "acquired").ok())
-            .unwrap_or(false);
-        if acquired {
-            tracing::info!("this replica runs the drift checks");
-            self.session = Some(session);
-        }
-        acquired
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn one_replica_at_a_time_runs_the_checks() {
-        let url = match std::env::var("CONVEYOR_TEST_DATABASE_URL") {
-            Ok(url) if !url.is_empty() => url,
-            _ => {
-                assert!(
-                    std::env::var("CI").is_err(),
-                    "CI must set CONVEYOR_TEST_DATABASE_URL"
-                );
-                return;
-            }
-        };
-        let mut first = Leader::new(url.clone());
-        let mut second = Leader::new(url);
-        assert!(first.holds().await);
-        assert!(first.holds().await, "it keeps the lead");
-        assert!(!second.holds().await);
-        // The leader's session ends: the other replica takes over.
-        if let Some(session) = first.session.take() {
-            session.close().await.unwrap();
-        }
-        assert!(second.holds().await);
-        assert!(Leader::new("sqlite::memory:".into()).holds().await);
-    }
-}

@@ -7,6 +7,7 @@ mod m20261127_000002_create_artifacts;
 mod m20261127_000003_create_data_points;
 mod m20261127_000004_add_approval_deadline;
 mod m20261127_000005_add_parameters;
+mod m20261203_000006_add_commits_and_tier;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000003_create_data_points::Migration),
             Box::new(m20261127_000004_add_approval_deadline::Migration),
             Box::new(m20261127_000005_add_parameters::Migration),
+            Box::new(m20261203_000006_add_commits_and_tier::Migration),
         ]
     }
 }

@@ -1,0 +1,74 @@
+//! The metrics service's configuration (see `conveyor_platform::config`
+//! for how files, `CONVEYOR_` variables and flags combine).
+
+use std::net::SocketAddr;
+
+use conveyor_platform::ServerConfig;
+use conveyor_platform::telemetry::LogFormat;
+use serde::{Deserialize, Serialize};
+
+/// The standalone service's gRPC port; `conveyor dev` serves everything on 7700.
+pub const DEFAULT_PORT: u16 = 7704;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    #[serde(flatten)]
+    pub server: ServerConfig,
+    /// `postgres://user@host/db` or `sqlite://path/to/file.db`.
+    pub database_url: String,
+    /// Database connections in the pool.
+    pub max_connections: u32,
+    pub log_format: LogFormat,
+    /// Redis with the event stream (`redis://host:6379/`); without it the
+    /// service reads an in-process stream (only useful inside `conveyor dev`).
+    pub redis_url: Option<String>,
+    /// The first part of every Redis key (as the other services').
+    pub queue_prefix: String,
+    /// This replica's name in the stream's consumer group; keep it stable
+    /// across restarts (a StatefulSet pod name, say) so a replica finds
+    /// the batch it was applying when it stopped.
+    pub consumer_name: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
+                ..ServerConfig::default()
+            },
+            database_url: "sqlite://conveyor-metrics.db".to_owned(),
+            max_connections: 16,
+            log_format: LogFormat::Text,
+            redis_url: None,
+            queue_prefix: "conveyor".to_owned(),
+            consumer_name: std::env::var("HOSTNAME").unwrap_or_else(|_| "metrics".to_owned()),
+        }
+    }
+}
+
+/// Flags that override the configuration; only those given are set.
+#[derive(Debug, Default, Serialize, clap::Args)]
+pub struct Flags {
+    /// Address to listen on [env: CONVEYOR_LISTEN] [default: 127.0.0.1:7704]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// Database URL [env: CONVEYOR_DATABASE_URL]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// Redis URL of the event stream [env: CONVEYOR_REDIS_URL]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
+    /// This replica's consumer name [env: CONVEYOR_CONSUMER_NAME]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumer_name: Option<String>,
+    /// Log format: text or json [env: CONVEYOR_LOG_FORMAT]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<String>,
+}

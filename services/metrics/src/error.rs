@@ -1,0 +1,74 @@
+//! The metrics service's one error type, mapped once to gRPC status.
+
+use conveyor_platform::errors::error_info as info;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{field}: {message}")]
+    InvalidArgument { field: String, message: String },
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("the database is unavailable")]
+    Unavailable(#[source] sea_orm::DbErr),
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl Error {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(name) => Error::NotFound(name),
+            StoreError::RequestIdReused(id) => Error::invalid(
+                "request_id",
+                format!("request id {id:?} was already used for a different request"),
+            ),
+            StoreError::Database(db) if conveyor_platform::database::is_unavailable(&db) => {
+                Error::Unavailable(db)
+            }
+            StoreError::Database(db) => Error::Internal(Box::new(db)),
+            e @ StoreError::Corrupt(_) => Error::Internal(Box::new(e)),
+        }
+    }
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Status {
+        let message = e.to_string();
+        let mut d = ErrorDetails::new();
+        let code = match &e {
+            Error::InvalidArgument { field, message } => {
+                info(&mut d, "INVALID_ARGUMENT", &[]);
+                d.add_bad_request_violation(field.clone(), message.clone());
+                Code::InvalidArgument
+            }
+            Error::NotFound(name) => {
+                info(&mut d, "NOT_FOUND", &[("resource", name)]);
+                Code::NotFound
+            }
+            Error::Unavailable(source) => {
+                tracing::warn!(error = %source, "database unavailable");
+                info(&mut d, "DATABASE_UNAVAILABLE", &[]);
+                Code::Unavailable
+            }
+            Error::Internal(source) => {
+                tracing::error!(error = %source, "internal error");
+                info(&mut d, "INTERNAL", &[]);
+                Code::Internal
+            }
+        };
+        Status::with_error_details(code, message, d)
+    }
+}

@@ -1,0 +1,200 @@
+//! The consumer of the `conveyor.events.v1` stream: its own consumer group
+//! (`metrics`), batches applied in one transaction each, every event id
+//! applied once. An event that cannot be used (not an Event, an unknown
+//! schema version, no payload) goes to the dead-letter stream
+//! (`events.dead`) and is counted; the consumer never stops for one.
+//!
+//! One replica consumes at a time (a Postgres advisory lock, as the other
+//! services' singletons), so the records see each execution's events in
+//! the order they were relayed; the others serve reads. A replica that
+//! stops mid-batch leaves the batch pending under its consumer name, and
+//! reads it again first when it comes back.
+
+pub mod project;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use conveyor_api::events::v1 as ev;
+use conveyor_platform::queue::{Delivery, EVENTS_STREAM, Queue};
+use prost::Message;
+
+use crate::store::Store;
+
+/// The consumer group of the metrics service on the event stream.
+pub const GROUP: &str = "metrics";
+/// Where events that cannot be used go.
+pub const DEAD_LETTER_STREAM: &str = "events.dead";
+/// The advisory-lock key of the consumer ("conveyor-metrics-ingest").
+const LEADER_KEY: i64 = 0x636f_6e76_6d69_6e67;
+/// Events read and applied together.
+const BATCH: usize = 1000;
+
+/// What the consumer has done since it started; read by `/metrics`.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub applied: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub dead_letters: AtomicU64,
+    pub batches: AtomicU64,
+    pub failed_batches: AtomicU64,
+    /// Unix milliseconds of the newest event applied.
+    pub last_event_millis: AtomicU64,
+}
+
+/// Why an event went to the dead-letter stream.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unusable {
+    #[error("not a conveyor.events.v1.Event: {0}")]
+    Undecodable(String),
+    #[error("unknown schema version {0}")]
+    SchemaVersion(i32),
+    #[error("no id, time or payload")]
+    Incomplete,
+}
+
+/// An event from its stream bytes, or why it cannot be used.
+pub fn decode(payload: &[u8]) -> Result<ev::Event, Unusable> {
+    let event = ev::Event::decode(payload).map_err(|e| Unusable::Undecodable(e.to_string()))?;
+    if event.schema_version != 1 {
+        return Err(Unusable::SchemaVersion(event.schema_version));
+    }
+    if event.id.is_empty() || event.time.is_none() || event.payload.is_none() {
+        return Err(Unusable::Incomplete);
+    }
+    Ok(event)
+}
+
+/// Reads the event stream and applies it to the store until dropped.
+pub struct Consumer {
+    pub store: Store,
+    pub queue: Arc<dyn Queue>,
+    /// Stable across restarts of one replica, so it finds its pending batch.
+    pub name: String,
+    pub database_url: String,
+    pub stats: Arc<Stats>,
+}
+
+impl Consumer {
+    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move { self.run().await })
+    }
+
+    async fn run(self) {
+        let mut leader = conveyor_platform::database::Leader::new(
+            self.database_url.clone(),
+            LEADER_KEY,
+            "event ingest",
+        );
+        loop {
+            if !leader.holds().await {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                continue;
+            }
+            let mut reader = match self.queue.reader(EVENTS_STREAM, GROUP, &self.name).await {
+                Ok(reader) => reader,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the event stream; retrying");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    continue;
+                }
+            };
+            loop {
+                let batch = match reader.next(Duration::from_secs(2), BATCH).await {
+                    Ok(batch) => batch,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading the event stream failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        break;
+                    }
+                };
+                if batch.is_empty() {
+                    if !leader.holds().await {
+                        break;
+                    }
+                    continue;
+                }
+                self.handle(&batch).await;
+                for d in &batch {
+                    if let Err(e) = reader.ack(&d.id).await {
+                        tracing::warn!(error = %e, id = %d.id, "ack failed");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies one batch, retrying until the store takes it: nothing is
+    /// acknowledged before it is recorded.
+    async fn handle(&self, batch: &[Delivery]) {
+        let mut events = Vec::with_capacity(batch.len());
+        for d in batch {
+            match decode(&d.payload) {
+                Ok(event) => events.push(event),
+                Err(why) => self.dead_letter(d, &why).await,
+            }
+        }
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match self.store.apply(&events).await {
+                Ok(applied) => {
+                    let s = &self.stats;
+                    s.applied.fetch_add(applied.new as u64, Ordering::Relaxed);
+                    s.duplicates
+                        .fetch_add(applied.duplicates as u64, Ordering::Relaxed);
+                    s.batches.fetch_add(1, Ordering::Relaxed);
+                    if let Some(newest) = events
+                        .iter()
+                        .filter_map(|e| e.time.as_ref())
+                        .filter_map(conveyor_api::time::from_timestamp)
+                        .max()
+                    {
+                        s.last_event_millis
+                            .fetch_max(newest.timestamp_millis().max(0) as u64, Ordering::Relaxed);
+                    }
+                    return;
+                }
+                Err(e) => {
+                    self.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, events = events.len(), "applying events failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+
+    async fn dead_letter(&self, d: &Delivery, why: &Unusable) {
+        self.stats.dead_letters.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(id = %d.id, reason = %why, "event sent to the dead-letter stream");
+        if let Err(e) = self.queue.publish(DEAD_LETTER_STREAM, &d.payload).await {
+            tracing::warn!(error = %e, id = %d.id, "cannot write the dead-letter stream");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unusable_events_are_told_apart() {
+        assert!(matches!(decode(b"\xff\xff"), Err(Unusable::Undecodable(_))));
+        let mut event = ev::Event {
+            id: "e1".into(),
+            time: Some(prost_types::Timestamp::default()),
+            schema_version: 2,
+            payload: Some(ev::event::Payload::PromotionBlocked(Default::default())),
+            ..Default::default()
+        };
+        assert_eq!(
+            decode(&event.encode_to_vec()),
+            Err(Unusable::SchemaVersion(2))
+        );
+        event.schema_version = 1;
+        assert!(decode(&event.encode_to_vec()).is_ok());
+        event.payload = None;
+        assert_eq!(decode(&event.encode_to_vec()), Err(Unusable::Incomplete));
+    }
+}

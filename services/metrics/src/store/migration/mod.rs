@@ -1,0 +1,14 @@
+//! Schema migrations. A released migration is never edited: add a new file.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261203_000001_create_metrics;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261203_000001_create_metrics::Migration)]
+    }
+}

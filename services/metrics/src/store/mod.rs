@@ -1,0 +1,138 @@
+//! The metrics service's records in SQLite or Postgres (schema `metrics`):
+//! runs, deployment records, commits with their lead times, mainline health
+//! and streaks, security errors, stage budgets, conformance and surveys.
+
+pub mod entities;
+mod migration;
+mod queries;
+
+use std::collections::HashSet;
+
+use conveyor_api::events::v1 as ev;
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
+};
+
+pub use migration::Migrator;
+pub use queries::{DeploymentFilter, HealthFilter, Scope};
+
+use crate::ingest::project::Working;
+use entities::processed_event;
+
+/// The Postgres schema the metrics service owns.
+pub const SCHEMA: &str = "metrics";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("request id {0:?} was already used for a different request")]
+    RequestIdReused(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Database(#[from] DbErr),
+}
+
+impl StoreError {
+    fn is_contention(&self) -> bool {
+        matches!(self, StoreError::Database(e) if conveyor_platform::database::is_retryable(e))
+    }
+}
+
+/// What applying a batch did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// Events applied for the first time.
+    pub new: usize,
+    /// Events seen before (redelivered), skipped.
+    pub duplicates: usize,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+impl Store {
+    /// Connects and migrates. `url` is `postgres://...` or `sqlite://path`.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, DbErr> {
+        let db =
+            conveyor_platform::database::connect::<Migrator>(url, SCHEMA, max_connections).await?;
+        Ok(Store { db })
+    }
+
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    async fn transaction<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send,
+        F: for<'c> Fn(
+            &'c DatabaseTransaction,
+        ) -> conveyor_platform::database::TxnFuture<'c, T, StoreError>,
+    {
+        conveyor_platform::database::transaction(&self.db, 5, StoreError::is_contention, op).await
+    }
+
+    /// Applies a batch of events in one transaction, each event id once
+    /// however often it is delivered.
+    pub async fn apply(&self, events: &[ev::Event]) -> Result<Applied, StoreError> {
+        let events = std::sync::Arc::new(events.to_vec());
+        self.transaction(move |txn| {
+            let events = events.clone();
+            Box::pin(async move {
+                let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+                let mut seen: HashSet<String> = HashSet::new();
+                for chunk in ids.chunks(500) {
+                    seen.extend(
+                        processed_event::Entity::find()
+                            .filter(processed_event::Column::Id.is_in(chunk.iter().cloned()))
+                            .all(txn)
+                            .await?
+                            .into_iter()
+                            .map(|p| p.id),
+                    );
+                }
+                let mut fresh = Vec::new();
+                let mut applied = Applied::default();
+                for e in events.iter() {
+                    if seen.insert(e.id.clone()) {
+                        fresh.push(e.clone());
+                    } else {
+                        applied.duplicates += 1;
+                    }
+                }
+                applied.new = fresh.len();
+                if fresh.is_empty() {
+                    return Ok(applied);
+                }
+                let mut working = Working::new(txn);
+                working.prefetch(&fresh).await?;
+                for e in &fresh {
+                    working.apply(e).await?;
+                }
+                working.save().await?;
+                let now = chrono::Utc::now();
+                for chunk in fresh.chunks(500) {
+                    processed_event::Entity::insert_many(chunk.iter().map(|e| {
+                        processed_event::ActiveModel {
+                            id: sea_orm::ActiveValue::Set(e.id.clone()),
+                            event_time: sea_orm::ActiveValue::Set(
+                                e.time
+                                    .as_ref()
+                                    .and_then(conveyor_api::time::from_timestamp)
+                                    .unwrap_or(now),
+                            ),
+                        }
+                    }))
+                    .exec(txn)
+                    .await?;
+                }
+                Ok(applied)
+            })
+        })
+        .await
+    }
+}
