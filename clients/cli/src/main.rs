@@ -45,6 +45,9 @@ enum Command {
     /// Accounts, organizational units, baselines, rollouts, drift and freezes.
     #[command(subcommand)]
     Fleet(commands::fleet::FleetCommand),
+    /// DORA and DPRA metrics, mainline health and deployment records.
+    #[command(subcommand)]
+    Metrics(commands::metrics::MetricsCommand),
     /// Print the output of an execution's actions (`-f` to follow).
     Logs(commands::run::LogsArgs),
     /// Run every service in one process on the embedded default (SQLite).
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
             Command::Pipeline(cmd) => commands::pipeline::run(&ctx, cmd).await,
             Command::Run(cmd) => commands::run::run(&ctx, cmd).await,
             Command::Fleet(cmd) => commands::fleet::run(&ctx, cmd).await,
+            Command::Metrics(cmd) => commands::metrics::run(&ctx, cmd).await,
             Command::Logs(args) => commands::run::logs(&ctx, args).await,
             Command::Block(args) => commands::holds::block(&ctx, args).await,
             Command::Unblock(args) => commands::holds::unblock(&ctx, args).await,

@@ -20,6 +20,11 @@ pub struct Config {
     /// Database connections in the pool.
     pub max_connections: u32,
     pub log_format: LogFormat,
+    /// Redis for the event stream (`redis://host:6379/`); without it no
+    /// events are published.
+    pub redis_url: Option<String>,
+    /// The first part of every Redis key (as the other services').
+    pub queue_prefix: String,
 }
 
 impl Default for Config {
@@ -32,6 +37,8 @@ impl Default for Config {
             database_url: "sqlite://conveyor-definitions.db".to_owned(),
             max_connections: 16,
             log_format: LogFormat::Text,
+            redis_url: None,
+            queue_prefix: "conveyor".to_owned(),
         }
     }
 }
@@ -47,6 +54,10 @@ pub struct Flags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url: Option<String>,
+    /// Redis URL for the event stream [env: CONVEYOR_REDIS_URL]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
     /// Log format: text or json [env: CONVEYOR_LOG_FORMAT]
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

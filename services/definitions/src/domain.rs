@@ -78,11 +78,23 @@ pub fn validate(source: &Source) -> Validation {
 #[derive(Clone)]
 pub struct Definitions {
     store: Store,
+    /// Where `pipeline.revision.created` goes; none: not published.
+    pub events: Option<std::sync::Arc<dyn conveyor_platform::queue::Queue>>,
 }
 
 impl Definitions {
     pub fn new(store: Store) -> Self {
-        Definitions { store }
+        Definitions {
+            store,
+            events: None,
+        }
+    }
+
+    /// Announces a pipeline's new current revision.
+    async fn announce(&self, pipeline: &PipelineRecord) {
+        if let Some(queue) = &self.events {
+            crate::events::publish(queue, crate::events::revision_created(pipeline)).await;
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -105,7 +117,9 @@ impl Definitions {
                 ),
             ));
         }
-        Ok(self.store.create(new, change.request_id.as_deref()).await?)
+        let created = self.store.create(new, change.request_id.as_deref()).await?;
+        self.announce(&created).await;
+        Ok(created)
     }
 
     pub async fn update(
@@ -127,15 +141,23 @@ impl Definitions {
             ));
         }
         let etag = (!etag.is_empty()).then_some(etag);
-        Ok(self
+        let written = self
             .store
             .update(new, etag, change.request_id.as_deref())
-            .await?)
+            .await?;
+        if written.revision_created {
+            self.announce(&written.pipeline).await;
+        }
+        Ok(written)
     }
 
     pub async fn apply(&self, source: Source, change: Change) -> Result<Written, Error> {
         let new = prepare(source, &change)?;
-        Ok(self.store.apply(new, change.request_id.as_deref()).await?)
+        let written = self.store.apply(new, change.request_id.as_deref()).await?;
+        if written.revision_created {
+            self.announce(&written.pipeline).await;
+        }
+        Ok(written)
     }
 
     pub async fn get(&self, name: &str, revision: i64) -> Result<PipelineRecord, Error> {

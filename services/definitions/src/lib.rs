@@ -10,6 +10,7 @@ pub mod config;
 pub mod conformance;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod spec;
 pub mod store;
 pub mod templates;
@@ -26,13 +27,15 @@ pub use config::Config;
 pub async fn register(
     services: &mut Services,
     config: &Config,
+    events: Option<std::sync::Arc<dyn conveyor_platform::queue::Queue>>,
 ) -> anyhow::Result<domain::Definitions> {
     let store = store::Store::connect(&config.database_url, config.max_connections).await?;
     tracing::info!(
         backend = conveyor_platform::database::backend_name(store.connection()),
         "definitions store ready"
     );
-    let definitions = domain::Definitions::new(store);
+    let mut definitions = domain::Definitions::new(store);
+    definitions.events = events;
     let api = api::PipelineApi::new(definitions.clone());
     services
         .add(api.into_server(config.server.max_message_bytes))
@@ -47,7 +50,14 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let mut services = Services::new()?;
-    register(&mut services, &config).await?;
+    // Events go out only where someone can read them: Redis.
+    let events = match config.redis_url.as_deref().filter(|u| !u.is_empty()) {
+        Some(url) => {
+            Some(conveyor_platform::queue::from_url(Some(url), &config.queue_prefix).await?)
+        }
+        None => None,
+    };
+    register(&mut services, &config, events).await?;
     tracing::info!(addr = %listener.local_addr()?, "definitions service listening");
     server::serve(listener, &config.server, services, shutdown).await?;
     Ok(())

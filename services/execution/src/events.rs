@@ -563,7 +563,6 @@ pub fn outgoing(s: &Snapshot, artifacts: &EventArtifacts) -> Vec<Outgoing> {
                         targets: targets(s, stage, None),
                         failed_artifact: artifacts.package.clone(),
                         restored_artifact: artifacts.restored.clone(),
-                        ..Default::default()
                     }),
                 ));
             }

@@ -176,7 +176,7 @@ pub fn band(window: Window, deployment_times: &[DateTime<Utc>]) -> pb::Deploymen
         return pb::DeploymentFrequencyBand::Weekly;
     }
     let months = months_spanned(window);
-    if months < 2 || share(&|t| (t.year(), t.month()), months as f64) > 0.5 {
+    if window.days() < 60.0 || share(&|t| (t.year(), t.month()), months as f64) > 0.5 {
         return pb::DeploymentFrequencyBand::Monthly;
     }
     pb::DeploymentFrequencyBand::Yearly
@@ -339,7 +339,7 @@ fn dpra_totals(window: Window, history: &History) -> pb::DpraMetrics {
         .iter()
         .filter(|b| b.duration > b.budget)
         .collect();
-    violations.sort_by(|a, b| b.end_time.cmp(&a.end_time));
+    violations.sort_by_key(|b| std::cmp::Reverse(b.end_time));
     let batch_total: i64 = completed.iter().map(|d| d.commits).sum();
     pb::DpraMetrics {
         window: Some(window.to_pb()),
@@ -470,6 +470,15 @@ mod tests {
         assert_eq!(band(window, &weekly), pb::DeploymentFrequencyBand::Weekly);
         assert_eq!(
             band(window, &[t(3, 1)]),
+            pb::DeploymentFrequencyBand::Monthly
+        );
+        // A 30-day window over two calendar months is still under two months.
+        let thirty = Window {
+            start: t(15, 0),
+            end: t(15, 0) + Duration::days(30),
+        };
+        assert_eq!(
+            band(thirty, &[t(20, 1)]),
             pb::DeploymentFrequencyBand::Monthly
         );
         assert_eq!(band(window, &[]), pb::DeploymentFrequencyBand::Unspecified);

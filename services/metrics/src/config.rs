@@ -25,9 +25,10 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// The first part of every Redis key (as the other services').
     pub queue_prefix: String,
-    /// This replica's name in the stream's consumer group; keep it stable
-    /// across restarts (a StatefulSet pod name, say) so a replica finds
-    /// the batch it was applying when it stopped.
+    /// The consumer's name in the stream's consumer group. Only the replica
+    /// holding the ingest lock reads, so every replica uses the same name:
+    /// whichever takes over first re-reads the batch its predecessor left
+    /// unacknowledged.
     pub consumer_name: String,
 }
 
@@ -43,7 +44,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             redis_url: None,
             queue_prefix: "conveyor".to_owned(),
-            consumer_name: std::env::var("HOSTNAME").unwrap_or_else(|_| "metrics".to_owned()),
+            consumer_name: "metrics".to_owned(),
         }
     }
 }
@@ -63,7 +64,7 @@ pub struct Flags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_url: Option<String>,
-    /// This replica's consumer name [env: CONVEYOR_CONSUMER_NAME]
+    /// The consumer name in the group [env: CONVEYOR_CONSUMER_NAME] [default: metrics]
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consumer_name: Option<String>,

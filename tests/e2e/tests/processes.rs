@@ -163,7 +163,9 @@ struct Cluster {
     prefix: String,
     defs_port: u16,
     exec_port: u16,
+    metrics_port: u16,
     _definitions: Proc,
+    _metrics: Proc,
     execution: Option<Proc>,
     workers: Vec<Proc>,
     log: PathBuf,
@@ -183,13 +185,29 @@ impl Cluster {
             ]),
             &env.dir.path().join("definitions.log"),
         );
+        let metrics_port = free_port();
+        let mut metrics = Command::new(binary("conveyor-metrics"));
+        metrics
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{metrics_port}"),
+                "--database-url",
+                &env.database_url("metrics"),
+            ])
+            .env("CONVEYOR_QUEUE_PREFIX", &prefix);
+        if let Some(redis) = &env.redis {
+            metrics.env("CONVEYOR_REDIS_URL", redis);
+        }
+        let metrics = spawn(&mut metrics, &env.dir.path().join("metrics.log"));
         let log = env.dir.path().join("actions.log");
         let mut cluster = Cluster {
             env,
             prefix,
             defs_port,
             exec_port,
+            metrics_port,
             _definitions: definitions,
+            _metrics: metrics,
             execution: None,
             workers: Vec::new(),
             log,
@@ -197,6 +215,7 @@ impl Cluster {
         cluster.start_execution_service();
         wait_port(defs_port).await;
         wait_port(exec_port).await;
+        wait_port(metrics_port).await;
         // The port opens before the service has created its signing key,
         // whose public half the workers are told to trust.
         let public_key = cluster.env.dir.path().join("signing.pem.pub");
@@ -498,6 +517,8 @@ async fn the_example_pipeline_reaches_prod_across_processes() {
         .arg(format!("http://127.0.0.1:{}", c.exec_port))
         .arg("--definitions")
         .arg(format!("http://127.0.0.1:{}", c.defs_port))
+        .arg("--metrics")
+        .arg(format!("http://127.0.0.1:{}", c.metrics_port))
         .arg("--data-dir")
         .arg(c.env.dir.path().join("demo"))
         .output()
@@ -516,6 +537,16 @@ async fn the_example_pipeline_reaches_prod_across_processes() {
         out.contains("(wave 3)"),
         "prod reached its last wave: {out}"
     );
+    // The metrics service, a process of its own, read the run's events
+    // from Redis (without Redis, events stay in the execution service).
+    if c.env.redis.is_some() {
+        let dora = out.split("\nDORA metrics").nth(1).expect("DORA numbers");
+        assert!(
+            dora.contains("deployment frequency   1 deployments"),
+            "{dora}"
+        );
+        assert!(dora.contains("change failure rate    0%"), "{dora}");
+    }
     // Both workers ran part of it.
     for worker in ["w1", "w2"] {
         let log = std::fs::read_to_string(c.env.dir.path().join(format!("{worker}.log")))

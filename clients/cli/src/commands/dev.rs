@@ -35,7 +35,7 @@ pub struct Embedded {
 }
 
 impl Embedded {
-    /// Starts definitions, execution, fleet and a worker of `concurrency` slots on
+    /// Starts definitions, execution, fleet, metrics and a worker of `concurrency` slots on
     /// `listen`, with their state under `data_dir`.
     pub async fn start(
         data_dir: &Path,
@@ -87,11 +87,12 @@ impl Embedded {
             ..conveyor_execution::Config::default()
         };
         let mut services = Services::new()?;
-        let definitions =
-            conveyor_definitions::register(&mut services, &definitions_config).await?;
         // Dispatches and events stay in process: no Redis needed.
         let queue: Arc<dyn conveyor_platform::queue::Queue> =
             Arc::new(conveyor_platform::queue::InProcessQueue::new());
+        let definitions =
+            conveyor_definitions::register(&mut services, &definitions_config, Some(queue.clone()))
+                .await?;
         let background = conveyor_execution::register(
             &mut services,
             &execution_config,
@@ -101,6 +102,15 @@ impl Embedded {
         .await?;
         let (_fleet, fleet_tracker) =
             conveyor_fleet::register(&mut services, &fleet_config).await?;
+        let metrics_config = conveyor_metrics::Config {
+            server: server_config.clone(),
+            database_url: sqlite("metrics"),
+            max_connections: 4,
+            ..conveyor_metrics::Config::default()
+        };
+        // Metrics read the execution service's events from the same queue.
+        let (_metrics, ingest) =
+            conveyor_metrics::register(&mut services, &metrics_config, queue.clone()).await?;
 
         let (stop, stop_rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -137,6 +147,7 @@ impl Embedded {
             let served = server::serve(listener, &server_config, services, stopped(stop_rx)).await;
             drop(background);
             drop(fleet_tracker);
+            drop(ingest);
             served.map_err(anyhow::Error::from)
         });
         Ok(Embedded {
@@ -171,7 +182,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         args.data_dir.display()
     );
     eprintln!(
-        "  services: PipelineService, ExecutionService, WorkerService (+ one worker), FleetService, Health, reflection"
+        "  services: PipelineService, ExecutionService, WorkerService (+ one worker), FleetService, MetricsService, Health, reflection"
     );
     eprintln!(
         "  try:      conveyor pipeline init --type application > app.yaml && conveyor pipeline apply -f app.yaml"

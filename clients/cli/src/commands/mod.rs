@@ -2,6 +2,7 @@ pub mod demo;
 pub mod dev;
 pub mod fleet;
 pub mod holds;
+pub mod metrics;
 pub mod pipeline;
 pub mod run;
 

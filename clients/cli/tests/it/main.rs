@@ -409,6 +409,18 @@ fn the_demo_ships_a_release_and_rolls_back_a_broken_one() {
         .count();
     assert_eq!(rollbacks, 2, "{out}");
     assert!(out.contains("(wave 3)"), "{out}");
+    // The demo ends with the metrics service's DORA numbers: one
+    // deployment completed, one of two rolled back and restored.
+    let dora = out.split("\nDORA metrics").nth(1).expect("DORA numbers");
+    assert!(
+        dora.contains("deployment frequency   1 deployments"),
+        "{dora}"
+    );
+    assert!(
+        dora.contains("change failure rate    50% (1 of 2 deployments)"),
+        "{dora}"
+    );
+    assert!(dora.contains("(1 recovered, 0 not yet)"), "{dora}");
     // The services it started are gone.
     let port = summary
         .lines()

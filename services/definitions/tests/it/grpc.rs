@@ -643,3 +643,58 @@ on_every_backend!(unknown_revisions_and_pipelines_are_not_found, |server| {
         .expect_err("malformed");
     assert_eq!(malformed.code(), Code::InvalidArgument);
 });
+
+/// A new revision is announced on the event stream (Redis) with its
+/// conformance summary; the same spec again announces nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_revisions_are_announced_on_the_event_stream() {
+    use conveyor_api::events::v1 as ev;
+    use conveyor_platform::queue::{EVENTS_STREAM, Queue, RedisQueue};
+    use prost::Message;
+    let Ok(redis) = std::env::var("CONVEYOR_TEST_REDIS_URL") else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must set CONVEYOR_TEST_REDIS_URL"
+        );
+        return;
+    };
+    let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let queue = RedisQueue::connect(&redis, &prefix).await.expect("redis");
+    let mut events = queue
+        .reader(EVENTS_STREAM, "test", "t")
+        .await
+        .expect("reader");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("d.db").display());
+    let mut server = Server::start_with(&url, |c| {
+        c.redis_url = Some(redis.clone());
+        c.queue_prefix = prefix.clone();
+    })
+    .await;
+    let yaml = template(PipelineType::Application, "shop", "retail");
+    server
+        .client
+        .apply_pipeline(apply(&yaml))
+        .await
+        .expect("apply");
+    server
+        .client
+        .apply_pipeline(apply(&yaml))
+        .await
+        .expect("same");
+    let got = events
+        .next(std::time::Duration::from_secs(5), 10)
+        .await
+        .expect("events");
+    assert_eq!(got.len(), 1, "one revision, one event");
+    let event = ev::Event::decode(got[0].payload.as_slice()).expect("an Event");
+    assert_eq!(event.source, "conveyor.definitions");
+    let Some(ev::event::Payload::PipelineRevisionCreated(r)) = event.payload else {
+        panic!("not a revision event: {event:?}");
+    };
+    assert_eq!(r.pipeline, "pipelines/shop");
+    assert_eq!(r.project, "retail");
+    assert_eq!(r.revision, "pipelines/shop/revisions/1");
+    assert!(r.security_control_automation_percent > 0.0, "{r:?}");
+    server.stop().await;
+}

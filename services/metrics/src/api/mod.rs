@@ -148,7 +148,7 @@ impl MetricsService for MetricsApi {
         let d = self.store.deployment(id).await.map_err(Error::from)?;
         let commits = self
             .store
-            .commits_of(&[d.id.clone()])
+            .commits_of(std::slice::from_ref(&d.id))
             .await
             .map_err(Error::from)?;
         Ok(Response::new(convert::deployment(

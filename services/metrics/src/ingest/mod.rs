@@ -6,9 +6,9 @@
 //!
 //! One replica consumes at a time (a Postgres advisory lock, as the other
 //! services' singletons), so the records see each execution's events in
-//! the order they were relayed; the others serve reads. A replica that
-//! stops mid-batch leaves the batch pending under its consumer name, and
-//! reads it again first when it comes back.
+//! the order they were relayed; the others serve reads. Every replica reads
+//! under the same consumer name, so a batch left unacknowledged by a
+//! replica that stopped is read again first by whichever replica leads next.
 
 pub mod project;
 
@@ -70,7 +70,8 @@ pub fn decode(payload: &[u8]) -> Result<ev::Event, Unusable> {
 pub struct Consumer {
     pub store: Store,
     pub queue: Arc<dyn Queue>,
-    /// Stable across restarts of one replica, so it finds its pending batch.
+    /// The consumer name; the same on every replica (one reads at a time),
+    /// so the next to read finds the batch left pending.
     pub name: String,
     pub database_url: String,
     pub stats: Arc<Stats>,

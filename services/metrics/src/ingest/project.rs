@@ -16,8 +16,9 @@
 //! - `execution.rollback.started` marks the deployment a change failure
 //!   detected at the alarm's time; `execution.rollback.completed` restores it.
 //! - `alarm.state.changed` into ALARM, scoped to a pipeline, marks that
-//!   pipeline's last production deployment a change failure when it
-//!   completed at most 24 hours before and no later one has completed.
+//!   pipeline's last completed production deployment a change failure when
+//!   it completed at most 24 hours before and no production deployment of
+//!   the pipeline has started since (a deployment in progress owns the alarm).
 //! - `execution.gate.evaluated` failing a security control on a trunk run
 //!   opens a security error unless one is open; the next successful trunk
 //!   run resolves it.
@@ -843,7 +844,30 @@ impl<'c, C: ConnectionTrait> Working<'c, C> {
             .flatten()
             .max_by_key(|d| d.end_time);
         let Some(last) = last else { return Ok(()) };
-        if last.end_time.is_none_or(|t| at - t > ALARM_ATTRIBUTION) {
+        let Some(completed) = last.end_time.filter(|t| at - *t <= ALARM_ATTRIBUTION) else {
+            return Ok(());
+        };
+        // A production deployment started since belongs to the alarm (its
+        // own rollback records the failure), not the one before it.
+        let newer_stored = deployment::Entity::find()
+            .filter(deployment::Column::Pipeline.eq(scope.pipeline.as_str()))
+            .filter(deployment::Column::Tier.eq(common::Tier::Production as i32))
+            .filter(deployment::Column::StartTime.gt(completed))
+            .filter(deployment::Column::StartTime.lte(at))
+            .one(self.db)
+            .await?
+            .is_some();
+        let newer_in_batch = self
+            .deployments
+            .values()
+            .filter_map(|s| s.value.as_ref())
+            .any(|d| {
+                d.pipeline == scope.pipeline
+                    && d.tier == common::Tier::Production as i32
+                    && d.start_time > completed
+                    && d.start_time <= at
+            });
+        if newer_stored || newer_in_batch {
             return Ok(());
         }
         if let Some(d) = self.deployment(&last.id).await?

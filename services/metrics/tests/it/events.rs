@@ -223,4 +223,17 @@ impl Script {
         });
         self.events.push(event("alarm.state.changed", at, payload));
     }
+
+    /// The definitions service stored a revision with this conformance.
+    pub fn revision(&mut self, at: DateTime<Utc>, security_percent: f64) {
+        let payload = P::PipelineRevisionCreated(ev::PipelineRevisionCreated {
+            pipeline: self.pipeline.clone(),
+            project: PROJECT.into(),
+            revision: format!("{}/revisions/1", self.pipeline),
+            security_control_automation_percent: security_percent,
+            ..Default::default()
+        });
+        self.events
+            .push(event("pipeline.revision.created", at, payload));
+    }
 }

@@ -134,6 +134,13 @@ on_every_backend!(dora_metrics_have_the_known_values, |server| {
 
 on_every_backend!(dpra_metrics_have_the_known_values, |server| {
     server.publish(&known_history().events).await;
+    // Two pipelines of the project: the metric is their mean.
+    let mut shop = Script::new(PIPELINE);
+    shop.revision(at(0), 80.0);
+    let mut cart = Script::new("pipelines/cart");
+    cart.revision(at(0), 40.0);
+    server.publish(&shop.events).await;
+    server.publish(&cart.events).await;
     server.settle().await;
     let m = server
         .client
@@ -170,6 +177,7 @@ on_every_backend!(dpra_metrics_have_the_known_values, |server| {
         budgets.recent_violations[0].execution,
         format!("{PIPELINE}/executions/c")
     );
+    assert_eq!(m.security_control_automation_percent, 60.0);
 });
 
 on_every_backend!(deployment_records_and_health_follow_the_history, |server| {
@@ -302,4 +310,46 @@ on_every_backend!(a_red_mainline_names_the_failed_stage, |server| {
         .await
         .unwrap_err();
     assert_eq!(missing.code(), tonic::Code::NotFound);
+});
+
+on_every_backend!(an_alarm_during_a_newer_deployment_is_not_the_older_ones, |server| {
+    let mut s = Script::new("pipelines/web");
+    s.start("one", at(0), &[("w1", at(0))]);
+    deploy(&mut s, "one", 0, 5, 20);
+    // two starts production at +60; its probe alarm fires at +70 and
+    // rolls it back: the failure is two's, not one's.
+    s.start("two", at(40), &[("w2", at(40))]);
+    s.stage_ok("two", "build", at(40), 5);
+    s.stage_ok("two", "beta", at(45), 10);
+    s.stage_started("two", "prod", at(60));
+    s.alarm(at(70));
+    s.rolled_back("two", at(60), at(70), at(75), "one");
+    s.finish("two", at(75), S::RolledBack);
+    server.publish(&s.events).await;
+    server.settle().await;
+    let one = server
+        .client
+        .get_deployment(pb::GetDeploymentRequest {
+            name: "deployments/one-prod".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!one.change_failure, "{one:?}");
+    let c = server
+        .client
+        .get_dora_metrics(pb::GetDoraMetricsRequest {
+            scope: Some(pb::MetricsScope {
+                pipeline: "pipelines/web".into(),
+                ..Default::default()
+            }),
+            window: Some(window()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .change_failure_rate
+        .unwrap();
+    assert_eq!((c.failed_deployments, c.deployments), (1, 2));
 });

@@ -122,7 +122,7 @@ on_every_backend!(surveys_are_recorded_and_summarised, |server| {
                 survey_response: Some(pb::SurveyResponse {
                     scope: scope.clone(),
                     team: team.into(),
-                    period: Some(period.clone()),
+                    period: Some(period),
                     answers: vec![pb::SurveyAnswer {
                         metric: pb::SurveyMetric::LeadTime as i32,
                         score,
@@ -143,7 +143,7 @@ on_every_backend!(surveys_are_recorded_and_summarised, |server| {
             survey_response: Some(pb::SurveyResponse {
                 scope: scope.clone(),
                 team: "a".into(),
-                period: Some(period.clone()),
+                period: Some(period),
                 answers: vec![pb::SurveyAnswer {
                     metric: pb::SurveyMetric::LeadTime as i32,
                     score: 2,

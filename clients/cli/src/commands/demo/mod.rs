@@ -39,7 +39,7 @@ pub struct DemoArgs {
     data_dir: Option<PathBuf>,
     /// Keep the control plane and the deployed services running after the
     /// demo, until Ctrl-C, to look around with the other commands.
-    #[arg(long)]
+    #[arg(long, alias = "keep-running")]
     keep: bool,
     /// Address of the embedded control plane (default: any free port).
     #[arg(long, default_value = "127.0.0.1:0")]
@@ -52,6 +52,10 @@ pub struct DemoArgs {
     /// served at the same address.
     #[arg(long, value_name = "URL", requires = "control_plane")]
     definitions: Option<String>,
+    /// With --control-plane: the metrics service, when it is not served at
+    /// the same address.
+    #[arg(long, value_name = "URL", requires = "control_plane")]
+    metrics: Option<String>,
 }
 
 const AUTHOR: &str = "demo-dev";
@@ -90,7 +94,7 @@ async fn demo(args: &DemoArgs, dir: &Path, state_dir: &Path) -> anyhow::Result<E
             let embedded = Embedded::start(&dir.join("control-plane"), args.listen, 4).await?;
             let endpoint = format!("http://{}", embedded.addr);
             println!(
-                "  control plane  {endpoint} (definitions, execution, fleet, one worker; SQLite)"
+                "  control plane  {endpoint} (definitions, execution, fleet, metrics, one worker; SQLite)"
             );
             (Some(embedded), endpoint)
         }
@@ -219,6 +223,9 @@ async fn demo(args: &DemoArgs, dir: &Path, state_dir: &Path) -> anyhow::Result<E
         .map(|p| format!("http://127.0.0.1:{p}/"))
         .collect();
     println!("  prod is serving on {}", prod.join(" "));
+    if let Some(last) = runs.last() {
+        dora_summary(args.metrics.as_deref().unwrap_or(&endpoint), last).await;
+    }
     let expected = if args.break_release {
         [
             pb::ExecutionState::Succeeded,
@@ -246,6 +253,54 @@ async fn demo(args: &DemoArgs, dir: &Path, state_dir: &Path) -> anyhow::Result<E
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Prints the pipeline's DORA numbers once the metrics service has
+/// consumed the last run's events (or after ten seconds).
+async fn dora_summary(endpoint: &str, last: &pb::Execution) {
+    use conveyor_api::metrics::v1 as metrics;
+    let Ok(channel) = conveyor_api::client::channel(endpoint) else {
+        return;
+    };
+    let mut client = metrics::metrics_service_client::MetricsServiceClient::new(channel);
+    let pipeline = format!("pipelines/{}", spec::PIPELINE);
+    for _ in 0..100 {
+        let health = client
+            .get_pipeline_health(metrics::GetPipelineHealthRequest {
+                name: format!("{pipeline}/health"),
+            })
+            .await;
+        if health.is_ok_and(|h| h.into_inner().last_execution == last.name) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let dora = client
+        .get_dora_metrics(metrics::GetDoraMetricsRequest {
+            scope: Some(metrics::MetricsScope {
+                pipeline,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await;
+    match dora {
+        Ok(m) => {
+            println!(
+                "
+DORA metrics (last 30 days, pipelines/{})",
+                spec::PIPELINE
+            );
+            for line in crate::commands::metrics::dora_lines(&m.into_inner()) {
+                println!("  {line}");
+            }
+        }
+        Err(e) => println!(
+            "
+DORA metrics unavailable: {}",
+            e.message()
+        ),
+    }
 }
 
 /// Starts an execution for `commit` on trunk and follows it to the end.
