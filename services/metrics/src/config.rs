@@ -9,12 +9,16 @@ use serde::{Deserialize, Serialize};
 
 /// The standalone service's gRPC port; `conveyor dev` serves everything on 7700.
 pub const DEFAULT_PORT: u16 = 7704;
+/// The dashboard's and `/metrics`' port.
+pub const DEFAULT_HTTP_PORT: u16 = 7705;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
     #[serde(flatten)]
     pub server: ServerConfig,
+    /// Where the dashboard and Prometheus `/metrics` are served (HTTP).
+    pub http_listen: SocketAddr,
     /// `postgres://user@host/db` or `sqlite://path/to/file.db`.
     pub database_url: String,
     /// Database connections in the pool.
@@ -39,6 +43,7 @@ impl Default for Config {
                 listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
                 ..ServerConfig::default()
             },
+            http_listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_HTTP_PORT)),
             database_url: "sqlite://conveyor-metrics.db".to_owned(),
             max_connections: 16,
             log_format: LogFormat::Text,
@@ -56,6 +61,10 @@ pub struct Flags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<SocketAddr>,
+    /// Address of the dashboard and /metrics [env: CONVEYOR_HTTP_LISTEN] [default: 127.0.0.1:7705]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_listen: Option<SocketAddr>,
     /// Database URL [env: CONVEYOR_DATABASE_URL]
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -10,6 +10,7 @@ pub mod api;
 pub mod compute;
 pub mod config;
 pub mod error;
+pub mod http;
 pub mod ingest;
 pub mod model;
 pub mod store;
@@ -27,6 +28,19 @@ pub use config::Config;
 pub struct Ingest {
     task: tokio::task::JoinHandle<()>,
     pub stats: Arc<ingest::Stats>,
+    /// Fires after every batch that changed the records.
+    pub updates: tokio::sync::broadcast::Sender<u64>,
+}
+
+impl Ingest {
+    /// The dashboard and `/metrics` over `store` and this consumer.
+    pub fn http_router(&self, store: store::Store) -> axum::Router {
+        http::router(http::Http {
+            store,
+            stats: self.stats.clone(),
+            updates: self.updates.clone(),
+        })
+    }
 }
 
 impl Drop for Ingest {
@@ -49,32 +63,61 @@ pub async fn register(
         "metrics store ready"
     );
     let stats = Arc::new(ingest::Stats::default());
+    let (updates, _) = tokio::sync::broadcast::channel(16);
     let task = ingest::Consumer {
         store: store.clone(),
         queue,
         name: config.consumer_name.clone(),
         database_url: config.database_url.clone(),
         stats: stats.clone(),
+        updates: updates.clone(),
     }
     .spawn();
     services
         .add(api::MetricsApi::new(store.clone()).into_server(config.server.max_message_bytes))
         .await;
-    Ok((store, Ingest { task, stats }))
+    Ok((
+        store,
+        Ingest {
+            task,
+            stats,
+            updates,
+        },
+    ))
 }
 
-/// Runs the metrics service on `listener` until `shutdown` completes.
+/// Runs the metrics service until `shutdown` completes: gRPC on
+/// `listener`, the dashboard and `/metrics` on `http_listener`.
 pub async fn run(
     config: Config,
     listener: TcpListener,
+    http_listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let queue =
         conveyor_platform::queue::from_url(config.redis_url.as_deref(), &config.queue_prefix)
             .await?;
     let mut services = Services::new()?;
-    let (_store, _ingest) = register(&mut services, &config, queue).await?;
-    tracing::info!(addr = %listener.local_addr()?, "metrics service listening");
-    server::serve(listener, &config.server, services, shutdown).await?;
+    let (store, ingest) = register(&mut services, &config, queue).await?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    tracing::info!(
+        grpc = %listener.local_addr()?,
+        http = %http_listener.local_addr()?,
+        "metrics service listening"
+    );
+    let dashboard = tokio::spawn(http::serve(
+        http_listener,
+        ingest.http_router(store),
+        wait(stopped.clone()),
+    ));
+    server::serve(listener, &config.server, services, wait(stopped)).await?;
+    dashboard.await??;
     Ok(())
 }

@@ -24,5 +24,14 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
-    conveyor_metrics::run(config, listener, conveyor_platform::shutdown_signal()).await
+    let http_listener = tokio::net::TcpListener::bind(config.http_listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.http_listen))?;
+    conveyor_metrics::run(
+        config,
+        listener,
+        http_listener,
+        conveyor_platform::shutdown_signal(),
+    )
+    .await
 }

@@ -191,6 +191,8 @@ impl Cluster {
             .args([
                 "--listen",
                 &format!("127.0.0.1:{metrics_port}"),
+                "--http-listen",
+                "127.0.0.1:0",
                 "--database-url",
                 &env.database_url("metrics"),
             ])

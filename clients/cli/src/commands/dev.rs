@@ -21,6 +21,9 @@ pub struct DevArgs {
     /// Address for every gRPC service.
     #[arg(long, default_value = "127.0.0.1:7700")]
     listen: SocketAddr,
+    /// Address of the delivery dashboard and Prometheus /metrics (HTTP).
+    #[arg(long, default_value = "127.0.0.1:7705")]
+    dashboard_listen: SocketAddr,
     /// Where the embedded database and artifacts live.
     #[arg(long, env = "CONVEYOR_DATA_DIR", default_value = ".conveyor")]
     data_dir: PathBuf,
@@ -29,6 +32,8 @@ pub struct DevArgs {
 /// The control plane and one worker, running in this process.
 pub struct Embedded {
     pub addr: SocketAddr,
+    /// The metrics service's dashboard and /metrics.
+    pub dashboard_addr: SocketAddr,
     stop: watch::Sender<bool>,
     server: JoinHandle<anyhow::Result<()>>,
     worker: JoinHandle<anyhow::Result<()>>,
@@ -40,6 +45,7 @@ impl Embedded {
     pub async fn start(
         data_dir: &Path,
         listen: SocketAddr,
+        dashboard_listen: SocketAddr,
         concurrency: usize,
     ) -> anyhow::Result<Embedded> {
         std::fs::create_dir_all(data_dir)
@@ -109,8 +115,13 @@ impl Embedded {
             ..conveyor_metrics::Config::default()
         };
         // Metrics read the execution service's events from the same queue.
-        let (_metrics, ingest) =
+        let (metrics, ingest) =
             conveyor_metrics::register(&mut services, &metrics_config, queue.clone()).await?;
+        let dashboard_listener = tokio::net::TcpListener::bind(dashboard_listen)
+            .await
+            .with_context(|| format!("cannot listen on {dashboard_listen}"))?;
+        let dashboard_addr = dashboard_listener.local_addr()?;
+        let dashboard_router = ingest.http_router(metrics);
 
         let (stop, stop_rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -143,8 +154,16 @@ impl Embedded {
             Some(queue),
             stopped(stop_rx.clone()),
         ));
+        let dashboard = tokio::spawn(conveyor_metrics::http::serve(
+            dashboard_listener,
+            dashboard_router,
+            stopped(stop_rx.clone()),
+        ));
         let server = tokio::spawn(async move {
             let served = server::serve(listener, &server_config, services, stopped(stop_rx)).await;
+            if let Err(e) = dashboard.await {
+                tracing::warn!(error = %e, "the dashboard stopped");
+            }
             drop(background);
             drop(fleet_tracker);
             drop(ingest);
@@ -152,6 +171,7 @@ impl Embedded {
         });
         Ok(Embedded {
             addr,
+            dashboard_addr,
             stop,
             server,
             worker,
@@ -175,11 +195,15 @@ impl Embedded {
 
 pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     let _telemetry = telemetry::init("conveyor-dev", LogFormat::Text);
-    let embedded = Embedded::start(&args.data_dir, args.listen, 2).await?;
+    let embedded = Embedded::start(&args.data_dir, args.listen, args.dashboard_listen, 2).await?;
     eprintln!(
         "conveyor dev: serving on http://{} (data in {})",
         embedded.addr,
         args.data_dir.display()
+    );
+    eprintln!(
+        "  dashboard: http://{}/ (Prometheus: http://{}/metrics)",
+        embedded.dashboard_addr, embedded.dashboard_addr
     );
     eprintln!(
         "  services: PipelineService, ExecutionService, WorkerService (+ one worker), FleetService, MetricsService, Health, reflection"

@@ -75,6 +75,8 @@ pub struct Consumer {
     pub name: String,
     pub database_url: String,
     pub stats: Arc<Stats>,
+    /// Told the number of every batch applied (the dashboard's live updates).
+    pub updates: tokio::sync::broadcast::Sender<u64>,
 }
 
 impl Consumer {
@@ -144,7 +146,11 @@ impl Consumer {
                     s.applied.fetch_add(applied.new as u64, Ordering::Relaxed);
                     s.duplicates
                         .fetch_add(applied.duplicates as u64, Ordering::Relaxed);
-                    s.batches.fetch_add(1, Ordering::Relaxed);
+                    let number = s.batches.fetch_add(1, Ordering::Relaxed) + 1;
+                    if applied.new > 0 {
+                        // No subscriber is fine: nobody is watching.
+                        let _ = self.updates.send(number);
+                    }
                     if let Some(newest) = events
                         .iter()
                         .filter_map(|e| e.time.as_ref())

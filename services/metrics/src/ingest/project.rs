@@ -314,6 +314,19 @@ impl<'c, C: ConnectionTrait> Working<'c, C> {
                 Ok(())
             }
             Some(P::GateEvaluated(e)) => self.gate_evaluated(e, at).await,
+            Some(P::StageHeld(ev::StageHeld {
+                context: Some(ctx),
+                stage: Some(stage),
+                ..
+            })) => self.stage_state(ctx, &stage.stage, "held", at).await,
+            Some(P::ApprovalRequested(ev::ApprovalRequested {
+                context: Some(ctx),
+                stage: Some(stage),
+                ..
+            })) => {
+                self.stage_state(ctx, &stage.stage, "waiting_approval", at)
+                    .await
+            }
             Some(P::ExecutionFinished(e)) => self.execution_finished(e, at).await,
             Some(P::AlarmStateChanged(e)) => self.alarm_changed(e, at).await,
             Some(P::PipelineRevisionCreated(e)) => {
@@ -355,6 +368,7 @@ impl<'c, C: ConnectionTrait> Working<'c, C> {
                     end_time: None,
                     outcome: Outcome::InProgress.as_str().to_owned(),
                     current_stage: String::new(),
+                    stages: "[]".to_owned(),
                     failed_stage: String::new(),
                     failure_reason: String::new(),
                     approval_rejected: false,
@@ -418,10 +432,7 @@ impl<'c, C: ConnectionTrait> Working<'c, C> {
         let (Some(ctx), Some(stage)) = (&e.context, &e.stage) else {
             return Ok(());
         };
-        if let Some(r) = self.run(&ctx.execution).await? {
-            r.current_stage = stage.stage.clone();
-            r.update_time = at;
-        }
+        self.stage_state(ctx, &stage.stage, "running", at).await?;
         if stage.environment.is_empty() {
             return Ok(());
         }
@@ -460,6 +471,28 @@ impl<'c, C: ConnectionTrait> Working<'c, C> {
         Ok(())
     }
 
+    /// Records where a run's stage stands, for the live pipeline view.
+    async fn stage_state(
+        &mut self,
+        ctx: &ev::ExecutionContext,
+        stage: &str,
+        state: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), DbErr> {
+        let Some(r) = self.run(&ctx.execution).await? else {
+            return Ok(());
+        };
+        let mut stages: Vec<(String, String)> = serde_json::from_str(&r.stages).unwrap_or_default();
+        match stages.iter_mut().find(|(name, _)| name == stage) {
+            Some(entry) => entry.1 = state.to_owned(),
+            None => stages.push((stage.to_owned(), state.to_owned())),
+        }
+        r.stages = serde_json::to_string(&stages).unwrap_or_else(|_| "[]".to_owned());
+        r.current_stage = stage.to_owned();
+        r.update_time = at;
+        Ok(())
+    }
+
     fn budget(
         &mut self,
         ctx: &ev::ExecutionContext,
@@ -494,6 +527,7 @@ impl<'c, C: ConnectionTrait> Working<'c, C> {
         };
         let end = time(&e.end_time).unwrap_or(at);
         self.budget(ctx, stage, time(&e.start_time), end, &e.budget);
+        self.stage_state(ctx, &stage.stage, "succeeded", at).await?;
         if stage.environment.is_empty() {
             return Ok(());
         }
@@ -614,6 +648,12 @@ impl<'c, C: ConnectionTrait> Working<'c, C> {
         };
         let end = time(&e.end_time).unwrap_or(at);
         self.budget(ctx, stage, time(&e.start_time), end, &e.budget);
+        let state = match exec::StageState::try_from(e.state) {
+            Ok(exec::StageState::RolledBack) => "rolled_back",
+            Ok(exec::StageState::Cancelled) => "cancelled",
+            _ => "failed",
+        };
+        self.stage_state(ctx, &stage.stage, state, at).await?;
         if let Some(r) = self.run(&ctx.execution).await? {
             r.failed_stage = stage.stage.clone();
             r.failure_reason = e.reason.clone();
@@ -900,6 +940,7 @@ impl<'c, C: ConnectionTrait> Working<'c, C> {
                             run::Column::Outcome,
                             run::Column::EndTime,
                             run::Column::CurrentStage,
+                            run::Column::Stages,
                             run::Column::FailedStage,
                             run::Column::FailureReason,
                             run::Column::ApprovalRejected,

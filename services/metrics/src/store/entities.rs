@@ -34,6 +34,9 @@ entity!(run, "runs", {
     pub end_time: Option<DateTimeUtc>,
     pub outcome: String,
     pub current_stage: String,
+    /// JSON array of [stage, state] pairs in the order stages started.
+    #[sea_orm(column_type = "Text")]
+    pub stages: String,
     pub failed_stage: String,
     #[sea_orm(column_type = "Text")]
     pub failure_reason: String,

@@ -9,7 +9,7 @@ use sea_orm::{
 };
 
 use super::entities::{
-    commit, conformance, deployment, health, security_error, stage_budget, streak, survey,
+    commit, conformance, deployment, health, run, security_error, stage_budget, streak, survey,
 };
 use super::{Store, StoreError};
 use crate::compute::{self, History, Window};
@@ -252,6 +252,17 @@ impl Store {
             .filter(commit::Column::Deployment.is_in(ids.iter().cloned()))
             .order_by_asc(commit::Column::LandTime)
             .order_by_asc(commit::Column::Sha)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// The runs of `executions`, in no particular order.
+    pub async fn runs(&self, executions: &[String]) -> Result<Vec<run::Model>, StoreError> {
+        if executions.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(run::Entity::find()
+            .filter(run::Column::Execution.is_in(executions.iter().cloned()))
             .all(&self.db)
             .await?)
     }

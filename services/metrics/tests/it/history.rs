@@ -27,15 +27,37 @@ fn mins(m: i64) -> Option<prost_types::Duration> {
     })
 }
 
-/// A full run through build, beta and prod, starting at `start`.
-fn deploy(s: &mut Script, run: &str, start: i64, build: i64, prod: i64) {
+/// A full run through build, beta and prod, starting at `start` minutes
+/// after `t0`.
+pub fn deploy_from(
+    t0: DateTime<Utc>,
+    s: &mut Script,
+    run: &str,
+    start: i64,
+    build: i64,
+    prod: i64,
+) {
+    let at = |m: i64| t0 + Duration::minutes(m);
     s.stage_ok(run, "build", at(start), build);
     s.stage_ok(run, "beta", at(start + build), 10);
     s.stage_ok(run, "prod", at(start + build + 10), prod);
     s.finish(run, at(start + build + 10 + prod), S::Succeeded);
 }
 
+fn deploy(s: &mut Script, run: &str, start: i64, build: i64, prod: i64) {
+    deploy_from(t0(), s, run, start, build, prod);
+}
+
 pub fn known_history() -> Script {
+    known_history_from(t0())
+}
+
+/// The history, its first run starting at `t0`.
+pub fn known_history_from(t0: DateTime<Utc>) -> Script {
+    let at = |m: i64| t0 + Duration::minutes(m);
+    let deploy = |s: &mut Script, run: &str, start: i64, build: i64, prod: i64| {
+        deploy_from(t0, s, run, start, build, prod)
+    };
     let mut s = Script::new(PIPELINE);
     // a: two commits, deployed at +60.
     s.start("a", at(0), &[("c1", at(-20)), ("c2", at(-10))]);
@@ -312,44 +334,47 @@ on_every_backend!(a_red_mainline_names_the_failed_stage, |server| {
     assert_eq!(missing.code(), tonic::Code::NotFound);
 });
 
-on_every_backend!(an_alarm_during_a_newer_deployment_is_not_the_older_ones, |server| {
-    let mut s = Script::new("pipelines/web");
-    s.start("one", at(0), &[("w1", at(0))]);
-    deploy(&mut s, "one", 0, 5, 20);
-    // two starts production at +60; its probe alarm fires at +70 and
-    // rolls it back: the failure is two's, not one's.
-    s.start("two", at(40), &[("w2", at(40))]);
-    s.stage_ok("two", "build", at(40), 5);
-    s.stage_ok("two", "beta", at(45), 10);
-    s.stage_started("two", "prod", at(60));
-    s.alarm(at(70));
-    s.rolled_back("two", at(60), at(70), at(75), "one");
-    s.finish("two", at(75), S::RolledBack);
-    server.publish(&s.events).await;
-    server.settle().await;
-    let one = server
-        .client
-        .get_deployment(pb::GetDeploymentRequest {
-            name: "deployments/one-prod".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(!one.change_failure, "{one:?}");
-    let c = server
-        .client
-        .get_dora_metrics(pb::GetDoraMetricsRequest {
-            scope: Some(pb::MetricsScope {
-                pipeline: "pipelines/web".into(),
+on_every_backend!(
+    an_alarm_during_a_newer_deployment_is_not_the_older_ones,
+    |server| {
+        let mut s = Script::new("pipelines/web");
+        s.start("one", at(0), &[("w1", at(0))]);
+        deploy(&mut s, "one", 0, 5, 20);
+        // two starts production at +60; its probe alarm fires at +70 and
+        // rolls it back: the failure is two's, not one's.
+        s.start("two", at(40), &[("w2", at(40))]);
+        s.stage_ok("two", "build", at(40), 5);
+        s.stage_ok("two", "beta", at(45), 10);
+        s.stage_started("two", "prod", at(60));
+        s.alarm(at(70));
+        s.rolled_back("two", at(60), at(70), at(75), "one");
+        s.finish("two", at(75), S::RolledBack);
+        server.publish(&s.events).await;
+        server.settle().await;
+        let one = server
+            .client
+            .get_deployment(pb::GetDeploymentRequest {
+                name: "deployments/one-prod".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!one.change_failure, "{one:?}");
+        let c = server
+            .client
+            .get_dora_metrics(pb::GetDoraMetricsRequest {
+                scope: Some(pb::MetricsScope {
+                    pipeline: "pipelines/web".into(),
+                    ..Default::default()
+                }),
+                window: Some(window()),
                 ..Default::default()
-            }),
-            window: Some(window()),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .change_failure_rate
-        .unwrap();
-    assert_eq!((c.failed_deployments, c.deployments), (1, 2));
-});
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .change_failure_rate
+            .unwrap();
+        assert_eq!((c.failed_deployments, c.deployments), (1, 2));
+    }
+);

@@ -6,5 +6,6 @@
 
 mod events;
 mod history;
+mod http;
 mod ingest;
 mod support;

@@ -36,6 +36,8 @@ macro_rules! on_every_backend {
 
 pub struct Server {
     pub client: MetricsServiceClient<Channel>,
+    /// The dashboard and /metrics, "http://127.0.0.1:port".
+    pub http_url: String,
     pub queue: Arc<dyn Queue>,
     ingest: Option<conveyor_metrics::Ingest>,
     stop: Option<oneshot::Sender<()>>,
@@ -85,22 +87,37 @@ impl Server {
         };
         config.server.listen = addr;
         let mut services = conveyor_platform::server::Services::new().unwrap();
-        let (_store, ingest) = conveyor_metrics::register(&mut services, &config, queue.clone())
+        let (store, ingest) = conveyor_metrics::register(&mut services, &config, queue.clone())
             .await
             .unwrap();
+        let http_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http_url = format!("http://{}", http_listener.local_addr().unwrap());
+        let router = ingest.http_router(store);
         let (stop, stopped) = oneshot::channel::<()>();
         let server_config = config.server.clone();
         let task = tokio::spawn(async move {
-            conveyor_platform::server::serve(listener, &server_config, services, async move {
-                let _ = stopped.await;
-            })
-            .await
-            .map_err(anyhow::Error::from)
+            let (http_stop, http_stopped) = oneshot::channel::<()>();
+            let http = tokio::spawn(conveyor_metrics::http::serve(
+                http_listener,
+                router,
+                async move {
+                    let _ = http_stopped.await;
+                },
+            ));
+            let served =
+                conveyor_platform::server::serve(listener, &server_config, services, async move {
+                    let _ = stopped.await;
+                })
+                .await;
+            let _ = http_stop.send(());
+            http.await??;
+            served.map_err(anyhow::Error::from)
         });
         let url = format!("http://{addr}");
         let client = MetricsServiceClient::new(conveyor_api::client::channel(&url).unwrap());
         Server {
             client,
+            http_url,
             queue,
             ingest: Some(ingest),
             stop: Some(stop),
@@ -161,4 +178,23 @@ impl Server {
         }
         self.task.await.unwrap().unwrap();
     }
+}
+
+/// GET `path` on the HTTP port: the status line's code and the body.
+pub async fn http_get(base: &str, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, body.to_owned())
 }

@@ -44,6 +44,9 @@ pub struct DemoArgs {
     /// Address of the embedded control plane (default: any free port).
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
+    /// Address of the embedded dashboard (default: any free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    dashboard_listen: SocketAddr,
     /// Run against this running control plane (definitions and execution
     /// services, with workers that can run cargo) instead of starting one.
     #[arg(long, value_name = "URL")]
@@ -91,11 +94,18 @@ async fn demo(args: &DemoArgs, dir: &Path, state_dir: &Path) -> anyhow::Result<E
             (None, url.clone())
         }
         None => {
-            let embedded = Embedded::start(&dir.join("control-plane"), args.listen, 4).await?;
+            let embedded = Embedded::start(
+                &dir.join("control-plane"),
+                args.listen,
+                args.dashboard_listen,
+                4,
+            )
+            .await?;
             let endpoint = format!("http://{}", embedded.addr);
             println!(
                 "  control plane  {endpoint} (definitions, execution, fleet, metrics, one worker; SQLite)"
             );
+            println!("  dashboard      http://{}/", embedded.dashboard_addr);
             (Some(embedded), endpoint)
         }
     };
@@ -240,8 +250,10 @@ async fn demo(args: &DemoArgs, dir: &Path, state_dir: &Path) -> anyhow::Result<E
     if let Some(embedded) = embedded {
         if args.keep {
             println!(
-                "\nthe control plane keeps running: try `conveyor --endpoint {endpoint} run list {}`; Ctrl-C stops it",
-                spec::PIPELINE
+                "\nthe control plane keeps running (Ctrl-C stops it); try\n  conveyor --endpoint {endpoint} run list {}\n  conveyor --endpoint {endpoint} metrics dora --pipeline {}\n  the dashboard at http://{}/",
+                spec::PIPELINE,
+                spec::PIPELINE,
+                embedded.dashboard_addr
             );
             embedded.serve_until_signal().await?;
         } else {

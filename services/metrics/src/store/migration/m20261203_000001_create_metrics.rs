@@ -54,6 +54,7 @@ impl MigrationTrait for Migration {
                     .col(timestamp_with_time_zone_null(Runs::EndTime))
                     .col(string(Runs::Outcome))
                     .col(string(Runs::CurrentStage))
+                    .col(text(Runs::Stages))
                     .col(string(Runs::FailedStage))
                     .col(text(Runs::FailureReason))
                     .col(boolean(Runs::ApprovalRejected))
@@ -328,6 +329,7 @@ enum Runs {
     EndTime,
     Outcome,
     CurrentStage,
+    Stages,
     FailedStage,
     FailureReason,
     ApprovalRejected,
