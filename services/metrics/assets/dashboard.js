@@ -98,7 +98,7 @@ function render(data) {
   deployments.replaceChildren(...data.deployments.map((x) => {
     const row = element("tr", { "data-deployment": x.name });
     row.appendChild(element("td", {}, x.name.replace(/^deployments\//, "")));
-    row.appendChild(element("td", {}, x.environment + (x.production ? " (prod)" : "")));
+    row.appendChild(element("td", { "data-production": String(x.production) }, x.environment));
     const outcome = element("td");
     outcome.appendChild(element("span", { class: `badge ${x.outcome}` }, x.outcome.replace("_", " ")));
     if (x.changeFailure) outcome.appendChild(document.createTextNode(" change failure"));

@@ -34,6 +34,12 @@ pub struct Config {
     /// whichever takes over first re-reads the batch its predecessor left
     /// unacknowledged.
     pub consumer_name: String,
+    /// The SMTP server email notifications go through: "smtp://host:25",
+    /// "smtp://host:587?tls=required" or "smtps://user:password@host:465";
+    /// none: email rules are refused.
+    pub smtp_url: Option<String>,
+    /// The sender of notification emails.
+    pub smtp_from: String,
 }
 
 impl Default for Config {
@@ -50,6 +56,8 @@ impl Default for Config {
             redis_url: None,
             queue_prefix: "conveyor".to_owned(),
             consumer_name: "metrics".to_owned(),
+            smtp_url: None,
+            smtp_from: "Conveyor <conveyor@localhost>".to_owned(),
         }
     }
 }
@@ -77,6 +85,10 @@ pub struct Flags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consumer_name: Option<String>,
+    /// SMTP server for email notifications [env: CONVEYOR_SMTP_URL]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_url: Option<String>,
     /// Log format: text or json [env: CONVEYOR_LOG_FORMAT]
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -12,6 +12,14 @@ pub enum Error {
     InvalidArgument { field: String, message: String },
     #[error("{0} not found")]
     NotFound(String),
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    #[error("{name} changed since etag {expected:?} (now {actual:?})")]
+    EtagMismatch {
+        name: String,
+        expected: String,
+        actual: String,
+    },
     #[error("the database is unavailable")]
     Unavailable(#[source] sea_orm::DbErr),
     #[error("internal error")]
@@ -31,6 +39,16 @@ impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(name) => Error::NotFound(name),
+            StoreError::AlreadyExists(name) => Error::AlreadyExists(name),
+            StoreError::EtagMismatch {
+                name,
+                expected,
+                actual,
+            } => Error::EtagMismatch {
+                name,
+                expected,
+                actual,
+            },
             StoreError::RequestIdReused(id) => Error::invalid(
                 "request_id",
                 format!("request id {id:?} was already used for a different request"),
@@ -57,6 +75,18 @@ impl From<Error> for Status {
             Error::NotFound(name) => {
                 info(&mut d, "NOT_FOUND", &[("resource", name)]);
                 Code::NotFound
+            }
+            Error::AlreadyExists(name) => {
+                info(&mut d, "ALREADY_EXISTS", &[("resource", name)]);
+                Code::AlreadyExists
+            }
+            Error::EtagMismatch { name, actual, .. } => {
+                info(
+                    &mut d,
+                    "ETAG_MISMATCH",
+                    &[("resource", name), ("etag", actual)],
+                );
+                Code::Aborted
             }
             Error::Unavailable(source) => {
                 tracing::warn!(error = %source, "database unavailable");

@@ -13,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod ingest;
 pub mod model;
+pub mod notify;
 pub mod store;
 
 use std::future::Future;
@@ -24,9 +25,11 @@ use tokio::net::TcpListener;
 
 pub use config::Config;
 
-/// The consumer of the event stream; stops when dropped.
+/// The consumer of the event stream and the notification sender; both
+/// stop when dropped.
 pub struct Ingest {
     task: tokio::task::JoinHandle<()>,
+    sender: tokio::task::JoinHandle<()>,
     pub stats: Arc<ingest::Stats>,
     /// Fires after every batch that changed the records.
     pub updates: tokio::sync::broadcast::Sender<u64>,
@@ -46,6 +49,7 @@ impl Ingest {
 impl Drop for Ingest {
     fn drop(&mut self) {
         self.task.abort();
+        self.sender.abort();
     }
 }
 
@@ -62,6 +66,16 @@ pub async fn register(
         backend = conveyor_platform::database::backend_name(store.connection()),
         "metrics store ready"
     );
+    let channels = notify::channels::Channels::new(config.smtp_url.as_deref(), &config.smtp_from)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let sender = notify::sender::Sender {
+        store: store.clone(),
+        channels: channels.clone(),
+        database_url: config.database_url.clone(),
+        wake: wake.clone(),
+    }
+    .spawn();
     let stats = Arc::new(ingest::Stats::default());
     let (updates, _) = tokio::sync::broadcast::channel(16);
     let task = ingest::Consumer {
@@ -71,15 +85,23 @@ pub async fn register(
         database_url: config.database_url.clone(),
         stats: stats.clone(),
         updates: updates.clone(),
+        deliveries: wake,
     }
     .spawn();
     services
         .add(api::MetricsApi::new(store.clone()).into_server(config.server.max_message_bytes))
         .await;
+    services
+        .add(
+            api::notifications::NotificationApi::new(store.clone(), channels)
+                .into_server(config.server.max_message_bytes),
+        )
+        .await;
     Ok((
         store,
         Ingest {
             task,
+            sender,
             stats,
             updates,
         },

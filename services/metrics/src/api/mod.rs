@@ -2,6 +2,7 @@
 //! and `compute` asked, errors mapped once.
 
 pub mod convert;
+pub mod notifications;
 
 use chrono::Utc;
 use conveyor_api::metrics::v1 as pb;

@@ -77,6 +77,8 @@ pub struct Consumer {
     pub stats: Arc<Stats>,
     /// Told the number of every batch applied (the dashboard's live updates).
     pub updates: tokio::sync::broadcast::Sender<u64>,
+    /// Rung when a batch recorded deliveries (the notification sender).
+    pub deliveries: Arc<tokio::sync::Notify>,
 }
 
 impl Consumer {
@@ -150,6 +152,9 @@ impl Consumer {
                     if applied.new > 0 {
                         // No subscriber is fine: nobody is watching.
                         let _ = self.updates.send(number);
+                    }
+                    if applied.deliveries > 0 {
+                        self.deliveries.notify_one();
                     }
                     if let Some(newest) = events
                         .iter()

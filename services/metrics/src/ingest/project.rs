@@ -70,6 +70,10 @@ pub struct Working<'c, C: ConnectionTrait> {
     security_open: HashMap<String, bool>,
     security_opened: Vec<security_error::Model>,
     security_resolved: Vec<(String, DateTime<Utc>)>,
+    /// The event being applied.
+    event_id: String,
+    /// Mainline changes, to notify about.
+    pub mainline: Vec<crate::notify::Notice>,
 }
 
 fn time(t: &Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
@@ -126,6 +130,8 @@ impl<'c, C: ConnectionTrait> Working<'c, C> {
             security_open: HashMap::new(),
             security_opened: Vec::new(),
             security_resolved: Vec::new(),
+            event_id: String::new(),
+            mainline: Vec::new(),
         }
     }
 
@@ -264,6 +270,7 @@ impl<'c, C: ConnectionTrait> Working<'c, C> {
         let Some(at) = time(&event.time) else {
             return Ok(());
         };
+        self.event_id.clone_from(&event.id);
         match &event.payload {
             Some(P::ExecutionStarted(e)) => self.execution_started(e, at).await,
             Some(P::StageStarted(e)) => self.stage_started(e, at).await,
@@ -817,7 +824,11 @@ impl<'c, C: ConnectionTrait> Working<'c, C> {
         };
         let previous = HealthState::parse(&h.state).unwrap_or(HealthState::Unknown);
         let mut ended = None;
+        let mut turned = None;
         if previous != state {
+            if state == HealthState::Red || previous == HealthState::Red {
+                turned = Some(state == HealthState::Green);
+            }
             if let (Some(since), HealthState::Green | HealthState::Red) = (h.since, previous) {
                 ended = Some(streak::Model {
                     id: 0,
@@ -842,6 +853,10 @@ impl<'c, C: ConnectionTrait> Working<'c, C> {
             h.failure_reason = run.failure_reason.clone();
         }
         self.streaks.extend(ended);
+        if let Some(green) = turned {
+            self.mainline
+                .push(crate::notify::mainline(&self.event_id, at, run, green));
+        }
         Ok(())
     }
 

@@ -164,3 +164,43 @@ entity!(survey, "surveys", {
     pub request_id: Option<String>,
     pub create_time: DateTimeUtc,
 });
+
+entity!(notification_rule, "notification_rules", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub display_name: String,
+    pub pipeline: String,
+    pub project: String,
+    /// JSON array of NotificationEvent numbers.
+    #[sea_orm(column_type = "Text")]
+    pub events: String,
+    /// JSON of the channel (`notify::Channel`).
+    #[sea_orm(column_type = "Text")]
+    pub channel: String,
+    pub disabled: bool,
+    pub created_by: String,
+    pub etag: String,
+    pub request_id: Option<String>,
+    pub create_time: DateTimeUtc,
+    pub update_time: DateTimeUtc,
+});
+
+entity!(delivery, "deliveries", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub rule: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub subject: String,
+    /// JSON of the notice sent (`notify::Notice`).
+    #[sea_orm(column_type = "Text")]
+    pub notice: String,
+    pub state: String,
+    pub attempts: i32,
+    #[sea_orm(column_type = "Text")]
+    pub last_error: String,
+    pub response_code: i32,
+    pub create_time: DateTimeUtc,
+    pub last_attempt_time: Option<DateTimeUtc>,
+    pub next_attempt_time: DateTimeUtc,
+});

@@ -4,6 +4,7 @@
 
 pub mod entities;
 mod migration;
+pub mod notifications;
 mod queries;
 
 use std::collections::HashSet;
@@ -26,6 +27,14 @@ pub const SCHEMA: &str = "metrics";
 pub enum StoreError {
     #[error("{0} not found")]
     NotFound(String),
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    #[error("{name} has etag {actual:?}, not {expected:?}")]
+    EtagMismatch {
+        name: String,
+        expected: String,
+        actual: String,
+    },
     #[error("request id {0:?} was already used for a different request")]
     RequestIdReused(String),
     #[error("stored data is corrupt: {0}")]
@@ -47,6 +56,8 @@ pub struct Applied {
     pub new: usize,
     /// Events seen before (redelivered), skipped.
     pub duplicates: usize,
+    /// Deliveries recorded for notification rules.
+    pub deliveries: usize,
 }
 
 #[derive(Clone)]
@@ -113,8 +124,12 @@ impl Store {
                 for e in &fresh {
                     working.apply(e).await?;
                 }
+                let mut notices: Vec<crate::notify::Notice> =
+                    fresh.iter().flat_map(crate::notify::notices).collect();
+                notices.append(&mut working.mainline);
                 working.save().await?;
                 let now = chrono::Utc::now();
+                applied.deliveries = notifications::record(txn, &notices, now).await?;
                 for chunk in fresh.chunks(500) {
                     processed_event::Entity::insert_many(chunk.iter().map(|e| {
                         processed_event::ActiveModel {

@@ -236,4 +236,25 @@ impl Script {
         self.events
             .push(event("pipeline.revision.created", at, payload));
     }
+
+    /// An action's last attempt failed.
+    pub fn action_failed(&mut self, run: &str, stage_name: &str, action: &str, at: DateTime<Utc>) {
+        let payload = P::ActionFailed(ev::ActionFailed {
+            context: Some(self.ctx(run)),
+            stage: Some(stage(stage_name)),
+            action: Some(ev::ActionContext {
+                action_run: format!("{}/executions/{run}/actionRuns/a1", self.pipeline),
+                action: action.into(),
+                attempt: 2,
+                ..Default::default()
+            }),
+            state: exec::ActionState::Failed as i32,
+            exit_code: Some(1),
+            reason: "exit status 1".into(),
+            last_attempt: true,
+            ..Default::default()
+        });
+        self.events
+            .push(event("execution.action.failed", at, payload));
+    }
 }

@@ -8,4 +8,6 @@ mod events;
 mod history;
 mod http;
 mod ingest;
+mod notify;
+mod receivers;
 mod support;

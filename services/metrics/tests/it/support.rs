@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use conveyor_api::events::v1 as ev;
 use conveyor_api::metrics::v1::metrics_service_client::MetricsServiceClient;
+use conveyor_api::metrics::v1::notification_service_client::NotificationServiceClient;
 use conveyor_platform::queue::{EVENTS_STREAM, InProcessQueue, Queue, RedisQueue};
 pub use conveyor_platform::testing::Backend;
 use prost::Message;
@@ -36,6 +37,7 @@ macro_rules! on_every_backend {
 
 pub struct Server {
     pub client: MetricsServiceClient<Channel>,
+    pub notifications: NotificationServiceClient<Channel>,
     /// The dashboard and /metrics, "http://127.0.0.1:port".
     pub http_url: String,
     pub queue: Arc<dyn Queue>,
@@ -76,6 +78,16 @@ impl Server {
         prefix: &str,
         consumer: &str,
     ) -> Server {
+        Self::start_configured(backend, queue, prefix, consumer, |_| {}).await
+    }
+
+    pub async fn start_configured(
+        backend: &Backend,
+        queue: Arc<dyn Queue>,
+        prefix: &str,
+        consumer: &str,
+        adjust: impl FnOnce(&mut conveyor_metrics::Config),
+    ) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut config = conveyor_metrics::Config {
@@ -86,6 +98,7 @@ impl Server {
             ..conveyor_metrics::Config::default()
         };
         config.server.listen = addr;
+        adjust(&mut config);
         let mut services = conveyor_platform::server::Services::new().unwrap();
         let (store, ingest) = conveyor_metrics::register(&mut services, &config, queue.clone())
             .await
@@ -115,8 +128,11 @@ impl Server {
         });
         let url = format!("http://{addr}");
         let client = MetricsServiceClient::new(conveyor_api::client::channel(&url).unwrap());
+        let notifications =
+            NotificationServiceClient::new(conveyor_api::client::channel(&url).unwrap());
         Server {
             client,
+            notifications,
             http_url,
             queue,
             ingest: Some(ingest),

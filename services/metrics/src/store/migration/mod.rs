@@ -3,12 +3,16 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261203_000001_create_metrics;
+mod m20261203_000002_create_notifications;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261203_000001_create_metrics::Migration)]
+        vec![
+            Box::new(m20261203_000001_create_metrics::Migration),
+            Box::new(m20261203_000002_create_notifications::Migration),
+        ]
     }
 }
