@@ -48,6 +48,9 @@ enum Command {
     /// DORA and DPRA metrics, mainline health and deployment records.
     #[command(subcommand)]
     Metrics(commands::metrics::MetricsCommand),
+    /// Notification rules (webhook, Slack, email) and their delivery log.
+    #[command(subcommand)]
+    Notify(commands::notify::NotifyCommand),
     /// Print the output of an execution's actions (`-f` to follow).
     Logs(commands::run::LogsArgs),
     /// Run every service in one process on the embedded default (SQLite).
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
             Command::Run(cmd) => commands::run::run(&ctx, cmd).await,
             Command::Fleet(cmd) => commands::fleet::run(&ctx, cmd).await,
             Command::Metrics(cmd) => commands::metrics::run(&ctx, cmd).await,
+            Command::Notify(cmd) => commands::notify::run(&ctx, cmd).await,
             Command::Logs(args) => commands::run::logs(&ctx, args).await,
             Command::Block(args) => commands::holds::block(&ctx, args).await,
             Command::Unblock(args) => commands::holds::unblock(&ctx, args).await,

@@ -3,6 +3,7 @@ pub mod dev;
 pub mod fleet;
 pub mod holds;
 pub mod metrics;
+pub mod notify;
 pub mod pipeline;
 pub mod run;
 

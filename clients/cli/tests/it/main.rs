@@ -130,6 +130,9 @@ impl Dev {
                 "dev",
                 "--listen",
                 &format!("127.0.0.1:{port}"),
+                // Tests run side by side: not the fixed default port.
+                "--dashboard-listen",
+                "127.0.0.1:0",
                 "--data-dir",
             ])
             .arg(data.path())
@@ -435,4 +438,67 @@ fn the_demo_ships_a_release_and_rolls_back_a_broken_one() {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
         "the demo stopped its services"
     );
+}
+
+/// `conveyor metrics` and `conveyor notify` against `conveyor dev`: rules
+/// are added, listed and removed; a bad one is refused naming the field.
+#[test]
+fn metrics_and_notification_rules_against_conveyor_dev() {
+    let dev = Dev::start();
+    let o = run(dev.cli().args([
+        "notify",
+        "rule",
+        "add",
+        "oncall",
+        "--pipeline",
+        "shop",
+        "--events",
+        "failed,rolled-back,mainline-red",
+        "--webhook",
+        "https://hooks.example.com/conveyor",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "notificationRules/oncall added");
+    let o = run(dev
+        .cli()
+        .args(["--output", "json", "notify", "rule", "list"]));
+    let rules: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(rules[0]["name"], "notificationRules/oncall");
+    assert_eq!(rules[0]["pipeline"], "pipelines/shop");
+    assert_eq!(
+        rules[0]["events"],
+        serde_json::json!(["failed", "rolled-back", "mainline-red"])
+    );
+    let o = run(dev.cli().args([
+        "notify",
+        "rule",
+        "add",
+        "bad",
+        "--events",
+        "failed",
+        "--webhook",
+        "ftp://example.com/x",
+    ]));
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("notification_rule.channel.webhook.url"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(dev.cli().args(["notify", "rule", "remove", "oncall"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(dev
+        .cli()
+        .args(["--output", "json", "notify", "rule", "list"]));
+    assert_eq!(stdout(&o).trim(), "[]");
+
+    let o = run(dev
+        .cli()
+        .args(["--output", "json", "metrics", "dora", "--window", "7d"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dora: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(dora["deploymentFrequency"]["deployments"], 0);
+    let o = run(dev.cli().args(["metrics", "health"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("PIPELINE"), "{}", stdout(&o));
 }
