@@ -63,6 +63,14 @@ pub trait Reader: Send {
 
     /// Marks a message handled.
     async fn ack(&mut self, id: &str) -> Result<(), QueueError>;
+
+    /// Marks messages handled, in one round trip where the queue can.
+    async fn ack_all(&mut self, ids: &[String]) -> Result<(), QueueError> {
+        for id in ids {
+            self.ack(id).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Redis Streams with consumer groups.
@@ -199,6 +207,13 @@ impl Reader for RedisReader {
 
     async fn ack(&mut self, id: &str) -> Result<(), QueueError> {
         let _: i64 = self.con.xack(&self.key, &self.group, &[id]).await?;
+        Ok(())
+    }
+
+    async fn ack_all(&mut self, ids: &[String]) -> Result<(), QueueError> {
+        if !ids.is_empty() {
+            let _: i64 = self.con.xack(&self.key, &self.group, ids).await?;
+        }
         Ok(())
     }
 }

@@ -6,9 +6,12 @@
 //!   conveyor-bench executions --definitions URL --execution URL --repository PATH
 //!       [--database-url URL --concurrency 1,16,256 --seconds 20]
 //!   conveyor-bench fleet --endpoint URL --database-url URL [--accounts 100000]
+//!   conveyor-bench metrics-ingest --database-url URL --redis-url URL [--executions 4000]
+//!   conveyor-bench metrics-query --database-url URL [--records 1000000]
 
 mod executions;
 mod fleet;
+mod metrics;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -84,6 +87,25 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         iterations: usize,
     },
+    /// Events published to Redis, then consumed into Postgres by the
+    /// metrics service's consumer: events per second.
+    MetricsIngest {
+        #[arg(long)]
+        database_url: String,
+        #[arg(long, default_value = "redis://127.0.0.1:6379/")]
+        redis_url: String,
+        #[arg(long, default_value_t = 4000)]
+        executions: usize,
+    },
+    /// The DORA computation over a large seeded history.
+    MetricsQuery {
+        #[arg(long)]
+        database_url: String,
+        #[arg(long, default_value_t = 1_000_000)]
+        records: usize,
+        #[arg(long, default_value_t = 20)]
+        iterations: usize,
+    },
     /// GetPipeline load against a running service.
     Get {
         #[arg(long, default_value = "http://127.0.0.1:7701")]
@@ -112,6 +134,16 @@ async fn main() -> anyhow::Result<()> {
             accounts,
             iterations,
         } => fleet::plan_only(accounts, iterations),
+        Command::MetricsIngest {
+            database_url,
+            redis_url,
+            executions,
+        } => metrics::ingest(&database_url, &redis_url, executions).await,
+        Command::MetricsQuery {
+            database_url,
+            records,
+            iterations,
+        } => metrics::query(&database_url, records, iterations).await,
         Command::Fleet {
             endpoint,
             database_url,

@@ -121,10 +121,11 @@ impl Consumer {
                     continue;
                 }
                 self.handle(&batch).await;
-                for d in &batch {
-                    if let Err(e) = reader.ack(&d.id).await {
-                        tracing::warn!(error = %e, id = %d.id, "ack failed");
-                    }
+                let ids: Vec<String> = batch.into_iter().map(|d| d.id).collect();
+                if let Err(e) = reader.ack_all(&ids).await {
+                    // Left pending: read again (and skipped as duplicates)
+                    // by the next leader.
+                    tracing::warn!(error = %e, "ack failed");
                 }
             }
         }

@@ -135,16 +135,93 @@ impl<'c, C: ConnectionTrait> Working<'c, C> {
         }
     }
 
-    /// Loads, in three queries, the runs, deployments and health records
-    /// the events name, so applying them rarely reads again.
+    /// Loads, a few queries per batch, the records the events touch (runs,
+    /// deployments, health, the commits they carry; for pipelines deployed
+    /// to production, the uncredited commits and unrestored failures), so
+    /// applying them rarely reads again.
     pub async fn prefetch(&mut self, events: &[ev::Event]) -> Result<(), DbErr> {
         let mut executions = HashSet::new();
         let mut pipelines = HashSet::new();
+        let mut shas = HashSet::new();
+        let mut deployed = HashSet::new();
         for e in events {
             if let Some(ctx) = context(e) {
                 executions.insert(ctx.execution.clone());
                 pipelines.insert(ctx.pipeline.clone());
             }
+            match &e.payload {
+                Some(P::ExecutionStarted(s)) => {
+                    shas.extend(s.commits.iter().map(|c| c.sha.clone()));
+                }
+                Some(P::StageSucceeded(s)) if is_production(&s.stage) => {
+                    if let Some(ctx) = &s.context {
+                        deployed.insert(ctx.pipeline.clone());
+                    }
+                }
+                _ => {}
+            }
+        }
+        let shas: Vec<String> = shas.into_iter().collect();
+        for chunk in shas.chunks(500) {
+            for c in commit::Entity::find()
+                .filter(commit::Column::Sha.is_in(chunk.iter().cloned()))
+                .filter(commit::Column::Pipeline.is_in(pipelines.iter().cloned()))
+                .all(self.db)
+                .await?
+            {
+                self.commits.insert(
+                    (c.pipeline.clone(), c.sha.clone()),
+                    Slot {
+                        value: Some(c),
+                        dirty: false,
+                    },
+                );
+            }
+        }
+        for e in events {
+            if let Some(P::ExecutionStarted(s)) = &e.payload
+                && let Some(ctx) = &s.context
+            {
+                for c in &s.commits {
+                    self.commits
+                        .entry((ctx.pipeline.clone(), c.sha.clone()))
+                        .or_insert(Slot {
+                            value: None,
+                            dirty: false,
+                        });
+                }
+            }
+        }
+        let deployed: Vec<String> = deployed.into_iter().collect();
+        for chunk in deployed.chunks(500) {
+            for c in commit::Entity::find()
+                .filter(commit::Column::Pipeline.is_in(chunk.iter().cloned()))
+                .filter(commit::Column::Deployment.is_null())
+                .all(self.db)
+                .await?
+            {
+                self.commits
+                    .entry((c.pipeline.clone(), c.sha.clone()))
+                    .or_insert(Slot {
+                        value: Some(c),
+                        dirty: false,
+                    });
+            }
+            for d in deployment::Entity::find()
+                .filter(deployment::Column::Pipeline.is_in(chunk.iter().cloned()))
+                .filter(deployment::Column::Tier.eq(common::Tier::Production as i32))
+                .filter(deployment::Column::ChangeFailure.eq(true))
+                .filter(deployment::Column::RestoreTime.is_null())
+                .all(self.db)
+                .await?
+            {
+                self.deployments.entry(d.id.clone()).or_insert(Slot {
+                    value: Some(d),
+                    dirty: false,
+                });
+            }
+            self.pending_loaded.extend(chunk.iter().cloned());
+            self.unrestored_loaded.extend(chunk.iter().cloned());
         }
         let executions: Vec<String> = executions.into_iter().collect();
         let pipelines: Vec<String> = pipelines.into_iter().collect();

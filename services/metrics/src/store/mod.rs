@@ -94,22 +94,12 @@ impl Store {
         self.transaction(move |txn| {
             let events = events.clone();
             Box::pin(async move {
-                let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
-                let mut seen: HashSet<String> = HashSet::new();
-                for chunk in ids.chunks(500) {
-                    seen.extend(
-                        processed_event::Entity::find()
-                            .filter(processed_event::Column::Id.is_in(chunk.iter().cloned()))
-                            .all(txn)
-                            .await?
-                            .into_iter()
-                            .map(|p| p.id),
-                    );
-                }
+                let mut seen = claim(txn, &events).await?;
                 let mut fresh = Vec::new();
                 let mut applied = Applied::default();
                 for e in events.iter() {
-                    if seen.insert(e.id.clone()) {
+                    // Claimed now, and once: a second copy in the batch is a duplicate.
+                    if seen.remove(&e.id) {
                         fresh.push(e.clone());
                     } else {
                         applied.duplicates += 1;
@@ -130,24 +120,73 @@ impl Store {
                 working.save().await?;
                 let now = chrono::Utc::now();
                 applied.deliveries = notifications::record(txn, &notices, now).await?;
-                for chunk in fresh.chunks(500) {
-                    processed_event::Entity::insert_many(chunk.iter().map(|e| {
-                        processed_event::ActiveModel {
-                            id: sea_orm::ActiveValue::Set(e.id.clone()),
-                            event_time: sea_orm::ActiveValue::Set(
-                                e.time
-                                    .as_ref()
-                                    .and_then(conveyor_api::time::from_timestamp)
-                                    .unwrap_or(now),
-                            ),
-                        }
-                    }))
-                    .exec(txn)
-                    .await?;
-                }
                 Ok(applied)
             })
         })
         .await
     }
+}
+
+/// Records the batch's event ids as processed and returns those not seen
+/// before. On Postgres one statement does both (the ids travel as one JSON
+/// parameter); SQLite reads, then inserts.
+async fn claim(
+    txn: &DatabaseTransaction,
+    events: &[ev::Event],
+) -> Result<HashSet<String>, StoreError> {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let now = chrono::Utc::now();
+    let time = |e: &ev::Event| {
+        e.time
+            .as_ref()
+            .and_then(conveyor_api::time::from_timestamp)
+            .unwrap_or(now)
+    };
+    if txn.get_database_backend() == DbBackend::Postgres {
+        let rows: Vec<serde_json::Value> = events
+            .iter()
+            .map(|e| serde_json::json!({"id": e.id, "t": time(e).to_rfc3339()}))
+            .collect();
+        let claimed = txn
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "INSERT INTO processed_events (id, event_time) \
+                 SELECT id, t FROM json_to_recordset($1::json) AS x(id text, t timestamptz) \
+                 ON CONFLICT (id) DO NOTHING RETURNING id",
+                [serde_json::Value::Array(rows).to_string().into()],
+            ))
+            .await?;
+        return claimed
+            .iter()
+            .map(|row| row.try_get::<String>("", "id").map_err(StoreError::from))
+            .collect();
+    }
+    let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+    let mut seen: HashSet<String> = HashSet::new();
+    for chunk in ids.chunks(500) {
+        seen.extend(
+            processed_event::Entity::find()
+                .filter(processed_event::Column::Id.is_in(chunk.iter().cloned()))
+                .all(txn)
+                .await?
+                .into_iter()
+                .map(|p| p.id),
+        );
+    }
+    let mut fresh = HashSet::new();
+    let mut rows = Vec::new();
+    for e in events {
+        if !seen.contains(&e.id) && fresh.insert(e.id.clone()) {
+            rows.push(processed_event::ActiveModel {
+                id: sea_orm::ActiveValue::Set(e.id.clone()),
+                event_time: sea_orm::ActiveValue::Set(time(e)),
+            });
+        }
+    }
+    for chunk in rows.chunks(500) {
+        processed_event::Entity::insert_many(chunk.to_vec())
+            .exec(txn)
+            .await?;
+    }
+    Ok(fresh)
 }
