@@ -176,6 +176,23 @@ impl Store {
     /// Returns the alarm after the write and whether its state changed; a
     /// change is announced (`alarm.state.changed`) in the same transaction.
     pub async fn set_alarm(&self, record: AlarmRecord) -> Result<(AlarmRecord, bool), StoreError> {
+        // A read then a write: on SQLite another writer can make the
+        // upgrade fail at once (SQLITE_BUSY), so contention is retried.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.set_alarm_once(record.clone()).await {
+                Err(StoreError::Database(e))
+                    if attempt < 5 && conveyor_platform::database::is_retryable(&e) =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(5 << attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn set_alarm_once(&self, record: AlarmRecord) -> Result<(AlarmRecord, bool), StoreError> {
         let txn = self.db.begin().await?;
         let existing = alarm::Entity::find_by_id(record.name.clone())
             .one(&txn)
