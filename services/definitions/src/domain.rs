@@ -93,7 +93,8 @@ impl Definitions {
     /// Announces a pipeline's new current revision.
     async fn announce(&self, pipeline: &PipelineRecord) {
         if let Some(queue) = &self.events {
-            crate::events::publish(queue, crate::events::revision_created(pipeline)).await;
+            conveyor_platform::events::publish(queue, crate::events::revision_created(pipeline))
+                .await;
         }
     }
 

@@ -5,11 +5,8 @@
 //! committed, so a crash in between loses the event (the revision and its
 //! report stay readable through the API).
 
-use std::sync::Arc;
-
 use conveyor_api::events::v1 as ev;
 use conveyor_api::time::timestamp;
-use conveyor_platform::queue::{EVENTS_STREAM, Queue};
 use prost::Message;
 
 use crate::store::PipelineRecord;
@@ -22,42 +19,24 @@ pub fn revision_created(p: &PipelineRecord) -> Vec<u8> {
     let r = &p.revision;
     let pipeline = format!("pipelines/{}", p.name);
     let revision = format!("{pipeline}/revisions/{}", r.revision);
-    let traceparent = conveyor_platform::telemetry::current_context()
-        .remove("traceparent")
-        .unwrap_or_default();
-    ev::Event {
-        id: uuid::Uuid::now_v7().to_string(),
-        time: Some(timestamp(r.create_time)),
-        source: SOURCE.to_owned(),
-        r#type: "pipeline.revision.created".to_owned(),
-        subject: revision.clone(),
-        traceparent,
-        tracestate: String::new(),
-        schema_version: 1,
-        payload: Some(ev::event::Payload::PipelineRevisionCreated(
-            ev::PipelineRevisionCreated {
-                pipeline,
-                project: p.project.clone(),
-                pipeline_type: crate::api::pipeline_type_to_pb(p.pipeline_type) as i32,
-                revision,
-                spec_sha256: r.spec_sha256.clone(),
-                author: r.author.clone(),
-                conformance_score: r.conformance.score,
-                security_control_automation_percent: r
-                    .conformance
-                    .security_control_automation_percent,
-                required_failures: r.conformance.required_failures as i32,
-                recommended_failures: r.conformance.recommended_failures as i32,
-                non_conformance_accepted: r.non_conformance_accepted,
-            },
-        )),
-    }
-    .encode_to_vec()
-}
-
-/// Publishes `payload`, logging (not failing) when the queue refuses it.
-pub async fn publish(queue: &Arc<dyn Queue>, payload: Vec<u8>) {
-    if let Err(e) = queue.publish(EVENTS_STREAM, &payload).await {
-        tracing::warn!(error = %e, "definitions event not published");
-    }
+    let mut event = conveyor_platform::events::envelope(
+        SOURCE,
+        "pipeline.revision.created",
+        revision.clone(),
+        ev::event::Payload::PipelineRevisionCreated(ev::PipelineRevisionCreated {
+            pipeline,
+            project: p.project.clone(),
+            pipeline_type: crate::api::pipeline_type_to_pb(p.pipeline_type) as i32,
+            revision,
+            spec_sha256: r.spec_sha256.clone(),
+            author: r.author.clone(),
+            conformance_score: r.conformance.score,
+            security_control_automation_percent: r.conformance.security_control_automation_percent,
+            required_failures: r.conformance.required_failures as i32,
+            recommended_failures: r.conformance.recommended_failures as i32,
+            non_conformance_accepted: r.non_conformance_accepted,
+        }),
+    );
+    event.time = Some(timestamp(r.create_time));
+    event.encode_to_vec()
 }

@@ -182,20 +182,7 @@ pub fn commits(e: &Execution) -> Vec<pb::Commit> {
 }
 
 fn event(kind: &str, subject: String, payload: ev::event::Payload) -> Outgoing {
-    let traceparent = conveyor_platform::telemetry::current_context()
-        .remove("traceparent")
-        .unwrap_or_default();
-    let event = ev::Event {
-        id: uuid::Uuid::now_v7().to_string(),
-        time: Some(ts(chrono::Utc::now())),
-        source: "conveyor.execution".to_owned(),
-        r#type: kind.to_owned(),
-        subject,
-        traceparent,
-        tracestate: String::new(),
-        schema_version: 1,
-        payload: Some(payload),
-    };
+    let event = conveyor_platform::events::envelope("conveyor.execution", kind, subject, payload);
     Outgoing {
         topic: EVENTS_STREAM.to_owned(),
         payload: event.encode_to_vec(),

@@ -3,11 +3,8 @@
 //! Published after the override is committed, so a crash in between loses
 //! the event; the override on the window stays the audit record.
 
-use std::sync::Arc;
-
 use conveyor_api::events::v1 as ev;
 use conveyor_api::time::timestamp;
-use conveyor_platform::queue::{EVENTS_STREAM, Queue};
 use prost::Message;
 
 use crate::model::{FreezeWindow, Override};
@@ -19,19 +16,11 @@ pub const SOURCE: &str = "conveyor.fleet";
 /// The event of `grant` on `window`, encoded.
 pub fn freeze_overridden(window: &FreezeWindow, grant: &Override) -> Vec<u8> {
     let name = freeze_window_name(&window.ou, &window.id);
-    let traceparent = conveyor_platform::telemetry::current_context()
-        .remove("traceparent")
-        .unwrap_or_default();
-    ev::Event {
-        id: uuid::Uuid::now_v7().to_string(),
-        time: Some(timestamp(grant.create_time)),
-        source: SOURCE.to_owned(),
-        r#type: "fleet.freeze.overridden".to_owned(),
-        subject: name.clone(),
-        traceparent,
-        tracestate: String::new(),
-        schema_version: 1,
-        payload: Some(ev::event::Payload::FreezeOverridden(ev::FreezeOverridden {
+    let mut event = conveyor_platform::events::envelope(
+        SOURCE,
+        "fleet.freeze.overridden",
+        name.clone(),
+        ev::event::Payload::FreezeOverridden(ev::FreezeOverridden {
             freeze_window: name,
             principal: Some(conveyor_api::common::v1::Principal {
                 id: grant.principal.id.clone(),
@@ -41,14 +30,8 @@ pub fn freeze_overridden(window: &FreezeWindow, grant: &Override) -> Vec<u8> {
             pipeline: grant.pipeline.clone(),
             rollout: grant.rollout.clone(),
             expire_time: Some(timestamp(grant.expire_time)),
-        })),
-    }
-    .encode_to_vec()
-}
-
-/// Publishes `payload`, logging (not failing) when the queue refuses it.
-pub async fn publish(queue: &Arc<dyn Queue>, payload: Vec<u8>) {
-    if let Err(e) = queue.publish(EVENTS_STREAM, &payload).await {
-        tracing::warn!(error = %e, "fleet event not published");
-    }
+        }),
+    );
+    event.time = Some(timestamp(grant.create_time));
+    event.encode_to_vec()
 }

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod database;
 pub mod errors;
+pub mod events;
 pub mod queue;
 pub mod server;
 pub mod signing;

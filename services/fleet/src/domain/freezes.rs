@@ -210,7 +210,7 @@ impl Fleet {
         let window = match outcome {
             Outcome::Done(window) => {
                 if let Some(queue) = &self.events {
-                    crate::events::publish(
+                    conveyor_platform::events::publish(
                         queue,
                         crate::events::freeze_overridden(&window, &entry),
                     )
