@@ -1,0 +1,148 @@
+//! Writing a batch's changed records back: one upsert per table and chunk.
+
+use super::*;
+
+impl<'c, C: ConnectionTrait> Working<'c, C> {
+    /// Writes every changed record.
+    pub async fn save(self) -> Result<(), DbErr> {
+        use sea_orm::sea_query::OnConflict;
+        use sea_orm::{ActiveModelTrait, IntoActiveModel};
+
+        fn dirty<T: Clone>(map: HashMap<impl std::hash::Hash + Eq, Slot<T>>) -> Vec<T> {
+            map.into_values()
+                .filter(|s| s.dirty)
+                .filter_map(|s| s.value)
+                .collect()
+        }
+        let db = self.db;
+        for chunk in dirty(self.runs).chunks(200) {
+            run::Entity::insert_many(chunk.iter().cloned().map(|m| m.into_active_model()))
+                .on_conflict(
+                    OnConflict::column(run::Column::Execution)
+                        .update_columns([
+                            run::Column::Outcome,
+                            run::Column::EndTime,
+                            run::Column::CurrentStage,
+                            run::Column::Stages,
+                            run::Column::FailedStage,
+                            run::Column::FailureReason,
+                            run::Column::ApprovalRejected,
+                            run::Column::UpdateTime,
+                        ])
+                        .to_owned(),
+                )
+                .exec(db)
+                .await?;
+        }
+        for chunk in dirty(self.deployments).chunks(200) {
+            deployment::Entity::insert_many(chunk.iter().cloned().map(|m| m.into_active_model()))
+                .on_conflict(
+                    OnConflict::column(deployment::Column::Id)
+                        .update_columns([
+                            deployment::Column::Targets,
+                            deployment::Column::Outcome,
+                            deployment::Column::FirstWaveEndTime,
+                            deployment::Column::EndTime,
+                            deployment::Column::ChangeFailure,
+                            deployment::Column::FailureAlarm,
+                            deployment::Column::FailureDetectTime,
+                            deployment::Column::RestoreTime,
+                            deployment::Column::RestoredBy,
+                            deployment::Column::CommitCount,
+                        ])
+                        .to_owned(),
+                )
+                .exec(db)
+                .await?;
+        }
+        for chunk in dirty(self.health).chunks(200) {
+            health::Entity::insert_many(chunk.iter().cloned().map(|m| m.into_active_model()))
+                .on_conflict(
+                    OnConflict::column(health::Column::Pipeline)
+                        .update_columns([
+                            health::Column::State,
+                            health::Column::Since,
+                            health::Column::LastExecution,
+                            health::Column::LastStartTime,
+                            health::Column::LastOutcome,
+                            health::Column::FailedStage,
+                            health::Column::FailureReason,
+                            health::Column::CurrentExecution,
+                            health::Column::UpdateTime,
+                        ])
+                        .to_owned(),
+                )
+                .exec(db)
+                .await?;
+        }
+        for chunk in dirty(self.commits).chunks(200) {
+            commit::Entity::insert_many(chunk.iter().cloned().map(|m| m.into_active_model()))
+                .on_conflict(
+                    OnConflict::columns([commit::Column::Pipeline, commit::Column::Sha])
+                        .update_columns([
+                            commit::Column::Deployment,
+                            commit::Column::DeployEndTime,
+                            commit::Column::LeadTimeMs,
+                            commit::Column::FirstWaveLeadMs,
+                        ])
+                        .to_owned(),
+                )
+                .exec(db)
+                .await?;
+        }
+        for chunk in self
+            .conformance
+            .into_values()
+            .collect::<Vec<_>>()
+            .chunks(200)
+        {
+            conformance::Entity::insert_many(chunk.iter().cloned().map(|m| m.into_active_model()))
+                .on_conflict(
+                    OnConflict::column(conformance::Column::Pipeline)
+                        .update_columns([
+                            conformance::Column::Project,
+                            conformance::Column::Revision,
+                            conformance::Column::SecurityPercent,
+                            conformance::Column::UpdateTime,
+                        ])
+                        .to_owned(),
+                )
+                .exec(db)
+                .await?;
+        }
+        for chunk in self.budgets.chunks(200) {
+            stage_budget::Entity::insert_many(chunk.iter().cloned().map(|m| m.into_active_model()))
+                .on_conflict_do_nothing_on([
+                    stage_budget::Column::Execution,
+                    stage_budget::Column::Stage,
+                ])
+                .exec(db)
+                .await?;
+        }
+        // Resolutions apply to errors stored before this batch; the ones it
+        // opened carry their resolution already.
+        for (pipeline, end) in &self.security_resolved {
+            security_error::Entity::update_many()
+                .col_expr(
+                    security_error::Column::ResolveTime,
+                    sea_orm::sea_query::Expr::value(*end),
+                )
+                .filter(security_error::Column::Pipeline.eq(pipeline.as_str()))
+                .filter(security_error::Column::ResolveTime.is_null())
+                .filter(security_error::Column::OpenTime.lte(*end))
+                .exec(db)
+                .await?;
+        }
+        for s in self.security_opened {
+            let mut active = s.into_active_model();
+            active.id = sea_orm::ActiveValue::NotSet;
+            active.insert(db).await?;
+        }
+        for s in self.streaks {
+            let mut active = s.into_active_model();
+            active.id = sea_orm::ActiveValue::NotSet;
+            active.insert(db).await?;
+        }
+        Ok(())
+    }
+}
