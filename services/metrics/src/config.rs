@@ -7,6 +7,8 @@ use conveyor_platform::ServerConfig;
 use conveyor_platform::telemetry::LogFormat;
 use serde::{Deserialize, Serialize};
 
+use crate::store::Retention;
+
 /// The standalone service's gRPC port; `conveyor dev` serves everything on 7700.
 pub const DEFAULT_PORT: u16 = 7704;
 /// The dashboard's and `/metrics`' port.
@@ -40,6 +42,9 @@ pub struct Config {
     pub smtp_url: Option<String>,
     /// The sender of notification emails.
     pub smtp_from: String,
+    /// How long records, rollups and applied event ids are kept
+    /// (`CONVEYOR_RETENTION__RECORDS_DAYS` and so on).
+    pub retention: Retention,
 }
 
 impl Default for Config {
@@ -58,6 +63,7 @@ impl Default for Config {
             consumer_name: "metrics".to_owned(),
             smtp_url: None,
             smtp_from: "Conveyor <conveyor@localhost>".to_owned(),
+            retention: Retention::default(),
         }
     }
 }

@@ -86,6 +86,7 @@ pub async fn register(
         stats: stats.clone(),
         updates: updates.clone(),
         deliveries: wake,
+        retention: config.retention,
     }
     .spawn();
     services

@@ -6,7 +6,7 @@
 //!   conveyor-bench executions --definitions URL --execution URL --repository PATH
 //!       [--database-url URL --concurrency 1,16,256 --seconds 20]
 //!   conveyor-bench fleet --endpoint URL --database-url URL [--accounts 100000]
-//!   conveyor-bench metrics-ingest --database-url URL --redis-url URL [--executions 4000]
+//!   conveyor-bench metrics-ingest --database-url URL --redis-url URL [--executions 2000]
 //!   conveyor-bench metrics-query --database-url URL [--records 1000000]
 
 mod executions;
@@ -88,13 +88,14 @@ enum Command {
         iterations: usize,
     },
     /// Events published to Redis, then consumed into Postgres by the
-    /// metrics service's consumer: events per second.
+    /// metrics service's consumer: events per second. The stream keeps
+    /// about 100,000 events: 26 per execution, so at most 3,800 executions.
     MetricsIngest {
         #[arg(long)]
         database_url: String,
         #[arg(long, default_value = "redis://127.0.0.1:6379/")]
         redis_url: String,
-        #[arg(long, default_value_t = 4000)]
+        #[arg(long, default_value_t = 2000)]
         executions: usize,
     },
     /// The DORA computation over a large seeded history.
@@ -119,6 +120,12 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Warnings of the code under measurement (a failing batch, say) show.
+    let _telemetry = conveyor_platform::telemetry::init_with_filter(
+        "conveyor-bench",
+        conveyor_platform::telemetry::LogFormat::Text,
+        "warn",
+    );
     match Args::parse().command {
         Command::Validate {
             stages,

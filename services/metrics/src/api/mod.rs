@@ -29,24 +29,24 @@ impl MetricsApi {
             .max_encoding_message_size(max_message_bytes)
     }
 
-    /// The history, surveys and data time every metrics answer needs.
+    /// The summary, surveys and data time every metrics answer needs.
     async fn inputs(
         &self,
         scope: &Scope,
         window: Window,
     ) -> Result<
         (
-            compute::History,
+            compute::Summary,
             pb::SurveySummary,
             Option<prost_types::Timestamp>,
         ),
         Error,
     > {
-        let history = self.store.history(scope, window).await?;
+        let summary = self.store.summary(scope, window).await?;
         let surveys = self.store.surveys(scope, window).await?;
         let data_time = self.store.data_time().await?;
         Ok((
-            history,
+            summary,
             convert::survey_summary(&surveys),
             data_time.map(conveyor_api::time::timestamp),
         ))
@@ -63,8 +63,8 @@ impl MetricsService for MetricsApi {
         let scope = convert::scope(r.scope.as_ref(), "scope")?;
         let window = convert::window(r.window.as_ref(), "window", Utc::now())?;
         let granularity = convert::granularity(r.granularity)?;
-        let (history, survey, data_time) = self.inputs(&scope, window).await?;
-        let mut metrics = compute::dora(window, &history, granularity);
+        let (summary, survey, data_time) = self.inputs(&scope, window).await?;
+        let mut metrics = compute::dora(window, &summary, granularity);
         metrics.scope = Some(convert::scope_to_pb(&scope));
         metrics.survey = Some(survey);
         metrics.data_time = data_time;
@@ -79,13 +79,13 @@ impl MetricsService for MetricsApi {
         let scope = convert::scope(r.scope.as_ref(), "scope")?;
         let window = convert::window(r.window.as_ref(), "window", Utc::now())?;
         let granularity = convert::granularity(r.granularity)?;
-        let (history, survey, data_time) = self.inputs(&scope, window).await?;
+        let (summary, survey, data_time) = self.inputs(&scope, window).await?;
         let security = self
             .store
             .security_percent(&scope)
             .await
             .map_err(Error::from)?;
-        let mut metrics = compute::dpra(window, &history, security, granularity);
+        let mut metrics = compute::dpra(window, &summary, security, granularity);
         metrics.scope = Some(convert::scope_to_pb(&scope));
         metrics.survey = Some(survey);
         metrics.data_time = data_time;

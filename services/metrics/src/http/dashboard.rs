@@ -71,8 +71,8 @@ fn unavailable(e: crate::store::StoreError) -> Refused {
 
 pub async fn build(store: &Store, q: &DashboardQuery) -> Result<Value, Refused> {
     let (window, scope) = parse(q)?;
-    let history = store.history(&scope, window).await.map_err(unavailable)?;
-    let dora = compute::dora(window, &history, pb::SeriesGranularity::Daily);
+    let summary = store.summary(&scope, window).await.map_err(unavailable)?;
+    let dora = compute::dora(window, &summary, pb::SeriesGranularity::Daily);
     let project = match &scope {
         Scope::Project(p) => Some(p.clone()),
         _ => None,

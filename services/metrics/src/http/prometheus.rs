@@ -73,9 +73,9 @@ pub async fn scrape(State(http): State<Http>) -> Response {
         start: now - chrono::Duration::days(30),
         end: now,
     };
-    match http.store.history(&Scope::Fleet, window).await {
-        Ok(history) => {
-            let d = compute::dora(window, &history, pb::SeriesGranularity::Unspecified);
+    match http.store.summary(&Scope::Fleet, window).await {
+        Ok(summary) => {
+            let d = compute::dora(window, &summary, pb::SeriesGranularity::Unspecified);
             let secs = |x: Option<prost_types::Duration>| x.map_or(f64::NAN, |x| x.seconds as f64);
             let f = d.deployment_frequency.unwrap_or_default();
             let l = d.lead_time_for_changes.unwrap_or_default();

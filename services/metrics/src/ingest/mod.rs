@@ -20,7 +20,7 @@ use conveyor_api::events::v1 as ev;
 use conveyor_platform::queue::{Delivery, EVENTS_STREAM, Queue};
 use prost::Message;
 
-use crate::store::Store;
+use crate::store::{Retention, Store};
 
 /// The consumer group of the metrics service on the event stream.
 pub const GROUP: &str = "metrics";
@@ -30,6 +30,8 @@ pub const DEAD_LETTER_STREAM: &str = "events.dead";
 const LEADER_KEY: i64 = 0x636f_6e76_6d69_6e67;
 /// Events read and applied together.
 const BATCH: usize = 1000;
+/// How often the leader prunes what retention no longer keeps.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// What the consumer has done since it started; read by `/metrics`.
 #[derive(Debug, Default)]
@@ -79,6 +81,8 @@ pub struct Consumer {
     pub updates: tokio::sync::broadcast::Sender<u64>,
     /// Rung when a batch recorded deliveries (the notification sender).
     pub deliveries: Arc<tokio::sync::Notify>,
+    /// What is kept; the leader prunes the rest every hour.
+    pub retention: Retention,
 }
 
 impl Consumer {
@@ -92,10 +96,20 @@ impl Consumer {
             LEADER_KEY,
             "event ingest",
         );
+        let mut rollups_ready = false;
+        let mut pruned_at: Option<tokio::time::Instant> = None;
         loop {
             if !leader.holds().await {
                 tokio::time::sleep(Duration::from_secs(2)).await;
                 continue;
+            }
+            if !rollups_ready {
+                if let Err(e) = self.store.ensure_rollups().await {
+                    tracing::warn!(error = %e, "cannot build the daily rollups; retrying");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    continue;
+                }
+                rollups_ready = true;
             }
             let mut reader = match self.queue.reader(EVENTS_STREAM, GROUP, &self.name).await {
                 Ok(reader) => reader,
@@ -106,6 +120,10 @@ impl Consumer {
                 }
             };
             loop {
+                if pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+                    self.prune().await;
+                    pruned_at = Some(tokio::time::Instant::now());
+                }
                 let batch = match reader.next(Duration::from_secs(2), BATCH).await {
                     Ok(batch) => batch,
                     Err(e) => {
@@ -143,7 +161,7 @@ impl Consumer {
         }
         let mut backoff = Duration::from_millis(200);
         loop {
-            match self.store.apply(&events).await {
+            match self.store.apply(&events, self.retention).await {
                 Ok(applied) => {
                     let s = &self.stats;
                     s.applied.fetch_add(applied.new as u64, Ordering::Relaxed);
@@ -175,6 +193,21 @@ impl Consumer {
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
             }
+        }
+    }
+
+    /// Deletes what retention no longer keeps; a failure waits for the
+    /// next pass.
+    async fn prune(&self) {
+        match self.store.prune(self.retention, chrono::Utc::now()).await {
+            Ok(p) if p == Default::default() => {}
+            Ok(p) => tracing::info!(
+                records = p.records,
+                rollups = p.rollups,
+                event_ids = p.event_ids,
+                "pruned what retention no longer keeps"
+            ),
+            Err(e) => tracing::warn!(error = %e, "pruning failed"),
         }
     }
 

@@ -21,6 +21,26 @@ entity!(processed_event, "processed_events", {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
     pub event_time: DateTimeUtc,
+    /// When it was applied (none on ids recorded before this was kept).
+    pub claim_time: Option<DateTimeUtc>,
+});
+
+entity!(rollup, "rollups", {
+    /// "pipeline", "project" or "fleet".
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub kind: String,
+    /// The pipeline's or project's name; "" for the fleet.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub key: String,
+    /// The UTC day.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub day: Date,
+    /// The pipeline's project; "" on the other kinds.
+    pub project: String,
+    /// The day's `compute::Tally` as JSON.
+    #[sea_orm(column_type = "Text")]
+    pub tally: String,
+    pub update_time: DateTimeUtc,
 });
 
 entity!(run, "runs", {

@@ -3,9 +3,12 @@
 //! and streaks, security errors, stage budgets, conformance and surveys.
 
 pub mod entities;
+mod history;
 mod migration;
 pub mod notifications;
 mod queries;
+mod retention;
+pub(crate) mod rollups;
 
 use std::collections::HashSet;
 
@@ -16,6 +19,7 @@ use sea_orm::{
 
 pub use migration::Migrator;
 pub use queries::{DeploymentFilter, HealthFilter, Scope};
+pub use retention::{Pruned, Retention};
 
 use crate::ingest::project::Working;
 use entities::processed_event;
@@ -77,6 +81,17 @@ impl Store {
         &self.db
     }
 
+    /// Builds the daily rollups when there are records but none (the first
+    /// start after they were added); the ingest leader calls it.
+    pub async fn ensure_rollups(&self) -> Result<(), StoreError> {
+        Ok(rollups::ensure(&self.db).await?)
+    }
+
+    /// Makes every daily rollup again from the records; returns the days.
+    pub async fn rebuild_rollups(&self) -> Result<i64, StoreError> {
+        Ok(rollups::rebuild(&self.db).await?)
+    }
+
     async fn transaction<T, F>(&self, op: F) -> Result<T, StoreError>
     where
         T: Send,
@@ -89,7 +104,14 @@ impl Store {
 
     /// Applies a batch of events in one transaction, each event id once
     /// however often it is delivered.
-    pub async fn apply(&self, events: &[ev::Event]) -> Result<Applied, StoreError> {
+    /// The rollups of the days the batch changed are recomputed with it,
+    /// but for days `retention` may have pruned records of.
+    pub async fn apply(
+        &self,
+        events: &[ev::Event],
+        retention: Retention,
+    ) -> Result<Applied, StoreError> {
+        let frozen = retention.frozen_until(chrono::Utc::now());
         let events = std::sync::Arc::new(events.to_vec());
         self.transaction(move |txn| {
             let events = events.clone();
@@ -117,7 +139,9 @@ impl Store {
                 let mut notices: Vec<crate::notify::Notice> =
                     fresh.iter().flat_map(crate::notify::notices).collect();
                 notices.append(&mut working.mainline);
-                working.save().await?;
+                let mut days = working.save().await?;
+                days.retain(|(day, _, _)| frozen.is_none_or(|f| *day > f));
+                rollups::refresh(txn, &days).await?;
                 let now = chrono::Utc::now();
                 applied.deliveries = notifications::record(txn, &notices, now).await?;
                 Ok(applied)
@@ -150,8 +174,8 @@ async fn claim(
         let claimed = txn
             .query_all_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
-                "INSERT INTO processed_events (id, event_time) \
-                 SELECT id, t FROM json_to_recordset($1::json) AS x(id text, t timestamptz) \
+                "INSERT INTO processed_events (id, event_time, claim_time) \
+                 SELECT id, t, now() FROM json_to_recordset($1::json) AS x(id text, t timestamptz) \
                  ON CONFLICT (id) DO NOTHING RETURNING id",
                 [serde_json::Value::Array(rows).to_string().into()],
             ))
@@ -180,6 +204,7 @@ async fn claim(
             rows.push(processed_event::ActiveModel {
                 id: sea_orm::ActiveValue::Set(e.id.clone()),
                 event_time: sea_orm::ActiveValue::Set(time(e)),
+                claim_time: sea_orm::ActiveValue::Set(Some(now)),
             });
         }
     }

@@ -1,18 +1,15 @@
-//! Reads: the history a metric is computed from, deployment records,
-//! mainline health, conformance and surveys.
+//! Reads: deployment records, mainline health, conformance and surveys
+//! (what metrics are computed from is in `history`).
 
-use chrono::{DateTime, Duration, Utc};
-use conveyor_api::common::v1 as common;
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Condition;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
 };
 
-use super::entities::{
-    commit, conformance, deployment, health, run, security_error, stage_budget, streak, survey,
-};
+use super::entities::{commit, conformance, deployment, health, run, survey};
 use super::{Store, StoreError};
-use crate::compute::{self, History, Window};
+use crate::compute::Window;
 use crate::model::Outcome;
 
 /// What a query covers: one pipeline ("pipelines/{p}"), one project, or
@@ -26,7 +23,11 @@ pub enum Scope {
 }
 
 impl Scope {
-    fn condition(&self, pipeline: impl ColumnTrait, project: impl ColumnTrait) -> Condition {
+    pub(crate) fn condition(
+        &self,
+        pipeline: impl ColumnTrait,
+        project: impl ColumnTrait,
+    ) -> Condition {
         match self {
             Scope::Fleet => Condition::all(),
             Scope::Pipeline(p) => Condition::all().add(pipeline.eq(p.as_str())),
@@ -52,129 +53,7 @@ pub struct HealthFilter {
     pub states: Vec<String>,
 }
 
-fn ms(d: i64) -> Duration {
-    Duration::milliseconds(d)
-}
-
-const PRODUCTION: i32 = common::Tier::Production as i32;
-
 impl Store {
-    /// Everything the DORA and DPRA metrics of `scope` over `window` need.
-    pub async fn history(&self, scope: &Scope, window: Window) -> Result<History, StoreError> {
-        let db = &self.db;
-        let deployments = deployment::Entity::find()
-            .filter(scope.condition(deployment::Column::Pipeline, deployment::Column::Project))
-            .filter(deployment::Column::Tier.eq(PRODUCTION))
-            .filter(
-                deployment::Column::Outcome
-                    .is_in([Outcome::Succeeded.as_str(), Outcome::RolledBack.as_str()]),
-            )
-            .filter(deployment::Column::EndTime.gte(window.start))
-            .filter(deployment::Column::EndTime.lt(window.end))
-            .all(db)
-            .await?
-            .into_iter()
-            .filter_map(|d| {
-                Some(compute::ProdDeployment {
-                    end_time: d.end_time?,
-                    succeeded: d.outcome == Outcome::Succeeded.as_str(),
-                    change_failure: d.change_failure,
-                    commits: d.commit_count,
-                })
-            })
-            .collect();
-        let failures = deployment::Entity::find()
-            .filter(scope.condition(deployment::Column::Pipeline, deployment::Column::Project))
-            .filter(deployment::Column::Tier.eq(PRODUCTION))
-            .filter(deployment::Column::ChangeFailure.eq(true))
-            .filter(deployment::Column::FailureDetectTime.gte(window.start))
-            .filter(deployment::Column::FailureDetectTime.lt(window.end))
-            .all(db)
-            .await?
-            .into_iter()
-            .filter_map(|d| {
-                Some(compute::Failure {
-                    detect_time: d.failure_detect_time?,
-                    restore_time: d.restore_time,
-                })
-            })
-            .collect();
-        let lead_times = commit::Entity::find()
-            .filter(scope.condition(commit::Column::Pipeline, commit::Column::Project))
-            .filter(commit::Column::DeployEndTime.gte(window.start))
-            .filter(commit::Column::DeployEndTime.lt(window.end))
-            .all(db)
-            .await?
-            .into_iter()
-            .filter_map(|c| {
-                Some(compute::LeadTime {
-                    deploy_end_time: c.deploy_end_time?,
-                    lead: ms(c.lead_time_ms?),
-                    first_wave_lead: c.first_wave_lead_ms.map(ms),
-                })
-            })
-            .collect();
-        let streaks = streak::Entity::find()
-            .filter(scope.condition(streak::Column::Pipeline, streak::Column::Project))
-            .filter(streak::Column::EndTime.gte(window.start))
-            .filter(streak::Column::EndTime.lt(window.end))
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|s| compute::Streak {
-                green: s.green,
-                start_time: s.start_time,
-                end_time: s.end_time,
-            })
-            .collect();
-        let budgets = stage_budget::Entity::find()
-            .filter(scope.condition(
-                stage_budget::Column::Pipeline,
-                stage_budget::Column::Project,
-            ))
-            .filter(stage_budget::Column::EndTime.gte(window.start))
-            .filter(stage_budget::Column::EndTime.lt(window.end))
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|b| compute::BudgetedStage {
-                execution: b.execution,
-                stage: b.stage,
-                tier: b.tier,
-                end_time: b.end_time,
-                duration: ms(b.duration_ms),
-                budget: ms(b.budget_ms),
-            })
-            .collect();
-        let security_errors = security_error::Entity::find()
-            .filter(scope.condition(
-                security_error::Column::Pipeline,
-                security_error::Column::Project,
-            ))
-            .filter(security_error::Column::OpenTime.lt(window.end))
-            .filter(
-                Condition::any()
-                    .add(security_error::Column::ResolveTime.is_null())
-                    .add(security_error::Column::ResolveTime.gte(window.start)),
-            )
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|e| compute::SecurityError {
-                open_time: e.open_time,
-                resolve_time: e.resolve_time,
-            })
-            .collect();
-        Ok(History {
-            deployments,
-            lead_times,
-            failures,
-            streaks,
-            budgets,
-            security_errors,
-        })
-    }
-
     /// The mean security-control automation percentage of the scope's
     /// pipelines' current revisions; 0 when none is known.
     pub async fn security_percent(&self, scope: &Scope) -> Result<f64, StoreError> {

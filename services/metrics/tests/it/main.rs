@@ -10,4 +10,5 @@ mod http;
 mod ingest;
 mod notify;
 mod receivers;
+mod rollups;
 mod support;

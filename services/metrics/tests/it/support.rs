@@ -41,6 +41,8 @@ pub struct Server {
     /// The dashboard and /metrics, "http://127.0.0.1:port".
     pub http_url: String,
     pub queue: Arc<dyn Queue>,
+    /// The service's database, for tests that look behind the API.
+    pub database_url: String,
     ingest: Option<conveyor_metrics::Ingest>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -99,6 +101,7 @@ impl Server {
         };
         config.server.listen = addr;
         adjust(&mut config);
+        let database_url = config.database_url.clone();
         let mut services = conveyor_platform::server::Services::new().unwrap();
         let (store, ingest) = conveyor_metrics::register(&mut services, &config, queue.clone())
             .await
@@ -135,6 +138,7 @@ impl Server {
             notifications,
             http_url,
             queue,
+            database_url,
             ingest: Some(ingest),
             stop: Some(stop),
             task,

@@ -75,6 +75,9 @@ pub struct Working<'c, C: ConnectionTrait> {
     security_open: HashMap<String, bool>,
     security_opened: Vec<security_error::Model>,
     security_resolved: Vec<(String, DateTime<Utc>)>,
+    /// Days whose rollups must be recomputed beyond those of the changed
+    /// records' current times (a time that moved).
+    days: crate::store::rollups::Dirty,
     /// The event being applied.
     event_id: String,
     /// Mainline changes, to notify about.
@@ -135,6 +138,7 @@ impl<'c, C: ConnectionTrait> Working<'c, C> {
             security_open: HashMap::new(),
             security_opened: Vec::new(),
             security_resolved: Vec::new(),
+            days: Default::default(),
             event_id: String::new(),
             mainline: Vec::new(),
         }
@@ -185,6 +189,7 @@ impl<'c, C: ConnectionTrait> Working<'c, C> {
                 let restored = e.state == exec::RollbackState::Succeeded as i32;
                 if let Some(d) = self.deployment(&id).await? {
                     let end = time(&e.end_time).unwrap_or(at);
+                    let before = (d.pipeline.clone(), d.project.clone(), d.end_time);
                     d.outcome = Outcome::RolledBack.as_str().to_owned();
                     d.end_time = Some(end);
                     if restored {
@@ -192,6 +197,9 @@ impl<'c, C: ConnectionTrait> Working<'c, C> {
                     } else {
                         d.restored_by.clear();
                     }
+                    // Its day moves if the rollback ended on another.
+                    let (pipeline, project, end_time) = before;
+                    crate::store::rollups::mark(&mut self.days, &pipeline, &project, end_time);
                 }
                 Ok(())
             }

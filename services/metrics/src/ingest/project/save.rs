@@ -1,10 +1,11 @@
 //! Writing a batch's changed records back: one upsert per table and chunk.
 
 use super::*;
+use crate::store::rollups;
 
 impl<'c, C: ConnectionTrait> Working<'c, C> {
-    /// Writes every changed record.
-    pub async fn save(self) -> Result<(), DbErr> {
+    /// Writes every changed record; returns the days whose rollups changed.
+    pub async fn save(self) -> Result<rollups::Dirty, DbErr> {
         use sea_orm::sea_query::OnConflict;
         use sea_orm::{ActiveModelTrait, IntoActiveModel};
 
@@ -15,6 +16,23 @@ impl<'c, C: ConnectionTrait> Working<'c, C> {
                 .collect()
         }
         let db = self.db;
+        let mut days = self.days;
+        let deployments = dirty(self.deployments);
+        let commits = dirty(self.commits);
+        let production = common::Tier::Production as i32;
+        for d in deployments.iter().filter(|d| d.tier == production) {
+            rollups::mark(&mut days, &d.pipeline, &d.project, d.end_time);
+            rollups::mark(&mut days, &d.pipeline, &d.project, d.failure_detect_time);
+        }
+        for c in &commits {
+            rollups::mark(&mut days, &c.pipeline, &c.project, c.deploy_end_time);
+        }
+        for b in &self.budgets {
+            rollups::mark(&mut days, &b.pipeline, &b.project, Some(b.end_time));
+        }
+        for s in &self.streaks {
+            rollups::mark(&mut days, &s.pipeline, &s.project, Some(s.end_time));
+        }
         for chunk in dirty(self.runs).chunks(200) {
             run::Entity::insert_many(chunk.iter().cloned().map(|m| m.into_active_model()))
                 .on_conflict(
@@ -34,7 +52,7 @@ impl<'c, C: ConnectionTrait> Working<'c, C> {
                 .exec(db)
                 .await?;
         }
-        for chunk in dirty(self.deployments).chunks(200) {
+        for chunk in deployments.chunks(200) {
             deployment::Entity::insert_many(chunk.iter().cloned().map(|m| m.into_active_model()))
                 .on_conflict(
                     OnConflict::column(deployment::Column::Id)
@@ -75,7 +93,7 @@ impl<'c, C: ConnectionTrait> Working<'c, C> {
                 .exec(db)
                 .await?;
         }
-        for chunk in dirty(self.commits).chunks(200) {
+        for chunk in commits.chunks(200) {
             commit::Entity::insert_many(chunk.iter().cloned().map(|m| m.into_active_model()))
                 .on_conflict(
                     OnConflict::columns([commit::Column::Pipeline, commit::Column::Sha])
@@ -143,6 +161,6 @@ impl<'c, C: ConnectionTrait> Working<'c, C> {
             active.id = sea_orm::ActiveValue::NotSet;
             active.insert(db).await?;
         }
-        Ok(())
+        Ok(days)
     }
 }

@@ -4,6 +4,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261203_000001_create_metrics;
 mod m20261203_000002_create_notifications;
+mod m20261204_000003_create_rollups;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261203_000001_create_metrics::Migration),
             Box::new(m20261203_000002_create_notifications::Migration),
+            Box::new(m20261204_000003_create_rollups::Migration),
         ]
     }
 }

@@ -1,6 +1,15 @@
 //! The metric definitions, as pure functions over records; the API docs in
 //! `proto/conveyor/metrics/v1/metrics.proto` state the same definitions.
-//! Percentiles are nearest-rank over exact values.
+//! Percentiles are nearest-rank, exact up to [`sketch::EXACT_LIMIT`]
+//! values and within 1 % beyond (see [`sketch`]).
+//!
+//! Metrics are computed from a [`Summary`]: per-day [`Tally`]s, which add
+//! up, so daily rollups and raw records of partial days combine.
+
+pub mod sketch;
+pub mod tally;
+
+pub use tally::{Mean, Summary, Tally};
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use conveyor_api::metrics::v1 as pb;
@@ -106,25 +115,12 @@ pub fn percentile(sorted: &[Duration], p: u32) -> Option<Duration> {
     sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
 }
 
-pub fn mean(values: &[Duration]) -> Option<Duration> {
-    if values.is_empty() {
-        return None;
-    }
-    let total: i64 = values.iter().map(|d| d.num_milliseconds()).sum();
-    Some(Duration::milliseconds(total / values.len() as i64))
-}
-
 pub fn pb_duration(d: Duration) -> prost_types::Duration {
     let d = d.max(Duration::zero());
     prost_types::Duration {
         seconds: d.num_seconds(),
         nanos: d.subsec_nanos(),
     }
-}
-
-fn sorted(mut values: Vec<Duration>) -> Vec<Duration> {
-    values.sort_unstable();
-    values
 }
 
 /// The buckets of a series: `[start, next start)` clipped to the window,
@@ -188,18 +184,17 @@ fn months_spanned(window: Window) -> i64 {
         + 1
 }
 
-/// DORA's four keys over `history` (already limited to the window).
+/// DORA's four keys over the window's summary.
 pub fn dora(
     window: Window,
-    history: &History,
+    summary: &Summary,
     granularity: pb::SeriesGranularity,
 ) -> pb::DoraMetrics {
-    let mut metrics = dora_totals(window, history);
+    let mut metrics = dora_totals(window, summary);
     metrics.series = buckets(window, granularity)
         .into_iter()
         .map(|bucket| {
-            let part = history.within(bucket);
-            let totals = dora_totals(bucket, &part);
+            let totals = dora_totals(bucket, summary);
             pb::DoraPoint {
                 start_time: Some(timestamp(bucket.start)),
                 deployments: totals.deployment_frequency.map_or(0, |f| f.deployments),
@@ -214,76 +209,57 @@ pub fn dora(
     metrics
 }
 
-fn dora_totals(window: Window, history: &History) -> pb::DoraMetrics {
-    let succeeded: Vec<DateTime<Utc>> = history
-        .deployments
-        .iter()
-        .filter(|d| d.succeeded)
-        .map(|d| d.end_time)
-        .collect();
-    let leads = sorted(history.lead_times.iter().map(|l| l.lead).collect());
-    let failed = history
-        .deployments
-        .iter()
-        .filter(|d| d.change_failure)
-        .count() as i64;
-    let counted = history.deployments.len() as i64;
-    let (recovered, unrecovered): (Vec<&Failure>, Vec<&Failure>) = history
-        .failures
-        .iter()
-        .partition(|f| f.restore_time.is_some_and(|r| r <= window.end));
-    let recoveries = sorted(
-        recovered
-            .iter()
-            .filter_map(|f| f.restore_time.map(|r| r - f.detect_time))
-            .collect(),
-    );
+fn per_day(count: i64, window: Window) -> f64 {
+    count as f64 / window.days().max(f64::MIN_POSITIVE)
+}
+
+fn dora_totals(window: Window, summary: &Summary) -> pb::DoraMetrics {
+    let (t, deploy_days) = summary.within(window);
     pb::DoraMetrics {
         window: Some(window.to_pb()),
         deployment_frequency: Some(pb::DeploymentFrequency {
-            deployments: succeeded.len() as i64,
-            per_day: succeeded.len() as f64 / window.days().max(f64::MIN_POSITIVE),
-            band: band(window, &succeeded) as i32,
+            deployments: t.succeeded,
+            per_day: per_day(t.succeeded, window),
+            band: band(window, &deploy_days) as i32,
         }),
         lead_time_for_changes: Some(pb::LeadTimeForChanges {
-            median: percentile(&leads, 50).map(pb_duration),
-            p90: percentile(&leads, 90).map(pb_duration),
-            commits: leads.len() as i64,
+            median: t.lead.percentile(50).map(pb_duration),
+            p90: t.lead.percentile(90).map(pb_duration),
+            commits: t.lead.count,
         }),
         change_failure_rate: Some(pb::ChangeFailureRate {
-            failed_deployments: failed,
-            deployments: counted,
-            rate: if counted == 0 {
+            failed_deployments: t.change_failures,
+            deployments: t.completed,
+            rate: if t.completed == 0 {
                 0.0
             } else {
-                failed as f64 / counted as f64
+                t.change_failures as f64 / t.completed as f64
             },
         }),
         failed_deployment_recovery_time: Some(pb::RecoveryTime {
-            median: percentile(&recoveries, 50).map(pb_duration),
-            mean: mean(&recoveries).map(pb_duration),
-            recoveries: recoveries.len() as i64,
-            unrecovered: unrecovered.len() as i64,
+            median: t.recoveries.percentile(50).map(pb_duration),
+            mean: t.recoveries.mean().map(pb_duration),
+            recoveries: t.recoveries.count,
+            unrecovered: t.unrecovered,
         }),
         ..Default::default()
     }
 }
 
-/// The DPRA's metrics over `history`; `security_percent` comes from the
-/// scope's pipelines' conformance reports.
+/// The DPRA's metrics over the window's summary; `security_percent` comes
+/// from the scope's pipelines' conformance reports.
 pub fn dpra(
     window: Window,
-    history: &History,
+    summary: &Summary,
     security_percent: f64,
     granularity: pb::SeriesGranularity,
 ) -> pb::DpraMetrics {
-    let mut metrics = dpra_totals(window, history);
+    let mut metrics = dpra_totals(window, summary);
     metrics.security_control_automation_percent = security_percent;
     metrics.series = buckets(window, granularity)
         .into_iter()
         .map(|bucket| {
-            let part = history.within(bucket);
-            let totals = dpra_totals(bucket, &part);
+            let totals = dpra_totals(bucket, summary);
             let mainline = totals.mainline.unwrap_or_default();
             pb::DpraPoint {
                 start_time: Some(timestamp(bucket.start)),
@@ -299,81 +275,52 @@ pub fn dpra(
     metrics
 }
 
-fn dpra_totals(window: Window, history: &History) -> pb::DpraMetrics {
-    let leads: Vec<Duration> = history.lead_times.iter().map(|l| l.lead).collect();
-    let first_wave: Vec<Duration> = history
-        .lead_times
-        .iter()
-        .filter_map(|l| l.first_wave_lead)
-        .collect();
-    let completed: Vec<&ProdDeployment> =
-        history.deployments.iter().filter(|d| d.succeeded).collect();
-    let green: Vec<Duration> = history
-        .streaks
-        .iter()
-        .filter(|s| s.green)
-        .map(|s| s.end_time - s.start_time)
-        .collect();
-    let red: Vec<Duration> = history
-        .streaks
-        .iter()
-        .filter(|s| !s.green)
-        .map(|s| s.end_time - s.start_time)
-        .collect();
-    let resolved: Vec<Duration> = history
-        .security_errors
-        .iter()
-        .filter_map(|e| {
-            e.resolve_time
-                .filter(|r| window.contains(*r))
-                .map(|r| r - e.open_time)
-        })
-        .collect();
-    let open = history
-        .security_errors
+fn dpra_totals(window: Window, summary: &Summary) -> pb::DpraMetrics {
+    let (t, _) = summary.within(window);
+    let errors = &summary.security_errors;
+    let resolved = Mean::of(errors.iter().filter_map(|e| {
+        e.resolve_time
+            .filter(|r| window.contains(*r))
+            .map(|r| r - e.open_time)
+    }));
+    let open = errors
         .iter()
         .filter(|e| e.open_time < window.end && e.resolve_time.is_none_or(|r| r >= window.end))
         .count() as i64;
-    let mut violations: Vec<&BudgetedStage> = history
-        .budgets
-        .iter()
-        .filter(|b| b.duration > b.budget)
-        .collect();
-    violations.sort_by_key(|b| std::cmp::Reverse(b.end_time));
-    let batch_total: i64 = completed.iter().map(|d| d.commits).sum();
     pb::DpraMetrics {
         window: Some(window.to_pb()),
-        lead_time_mean: mean(&leads).map(pb_duration),
-        lead_time_first_wave_mean: mean(&first_wave).map(pb_duration),
-        lead_time_commits: leads.len() as i64,
-        deployments: completed.len() as i64,
-        deployments_per_day: completed.len() as f64 / window.days().max(f64::MIN_POSITIVE),
+        lead_time_mean: t.lead.mean().map(pb_duration),
+        lead_time_first_wave_mean: t.first_wave_lead.get().map(pb_duration),
+        lead_time_commits: t.lead.count,
+        deployments: t.succeeded,
+        deployments_per_day: per_day(t.succeeded, window),
         mainline: Some(pb::MainlineStats {
-            mtbf: mean(&green).map(pb_duration),
-            green_streaks: green.len() as i64,
-            mttr: mean(&red).map(pb_duration),
-            red_streaks: red.len() as i64,
+            mtbf: t.green.get().map(pb_duration),
+            green_streaks: t.green.count,
+            mttr: t.red.get().map(pb_duration),
+            red_streaks: t.red.count,
         }),
         security_errors: Some(pb::SecurityErrorStats {
-            mean_time_to_resolve: mean(&resolved).map(pb_duration),
-            resolved: resolved.len() as i64,
+            mean_time_to_resolve: resolved.get().map(pb_duration),
+            resolved: resolved.count,
             open,
         }),
         batch_size: Some(pb::BatchSizeStats {
-            mean: if completed.is_empty() {
+            mean: if t.succeeded == 0 {
                 0.0
             } else {
-                batch_total as f64 / completed.len() as f64
+                t.batch_commits as f64 / t.succeeded as f64
             },
-            max: completed.iter().map(|d| d.commits).max().unwrap_or(0),
-            deployments: completed.len() as i64,
+            max: t.batch_max,
+            deployments: t.succeeded,
         }),
         stage_budgets: Some(pb::StageBudgetStats {
-            stage_runs: history.budgets.len() as i64,
-            violations: violations.len() as i64,
-            recent_violations: violations
+            stage_runs: t.budget_runs,
+            violations: t.budget_violations,
+            recent_violations: summary
+                .violations
                 .iter()
-                .take(100)
+                .filter(|b| window.contains(b.end_time))
                 .map(|b| pb::StageBudgetViolation {
                     execution: b.execution.clone(),
                     stage: b.stage.clone(),
@@ -450,12 +397,15 @@ mod tests {
 
     #[test]
     fn nearest_rank_percentiles() {
-        let v = sorted((1..=10).map(mins).collect());
+        let v: Vec<Duration> = (1..=10).map(mins).collect();
         assert_eq!(percentile(&v, 50), Some(mins(5)));
         assert_eq!(percentile(&v, 90), Some(mins(9)));
         assert_eq!(percentile(&[mins(7)], 90), Some(mins(7)));
         assert_eq!(percentile(&[], 50), None);
-        assert_eq!(mean(&[mins(1), mins(2)]), Some(Duration::seconds(90)));
+        assert_eq!(
+            Mean::of([mins(1), mins(2)]).get(),
+            Some(Duration::seconds(90))
+        );
     }
 
     #[test]
@@ -553,7 +503,8 @@ mod tests {
             ],
             ..Default::default()
         };
-        let m = dora(window, &history, pb::SeriesGranularity::Daily);
+        let summary = Summary::from_history(window, &history);
+        let m = dora(window, &summary, pb::SeriesGranularity::Daily);
         let f = m.deployment_frequency.unwrap();
         assert_eq!(f.deployments, 2);
         assert!((f.per_day - 2.0 / 7.0).abs() < 1e-9);
@@ -574,7 +525,7 @@ mod tests {
             Some(pb_duration(mins(30)))
         );
 
-        let d = dpra(window, &history, 75.0, pb::SeriesGranularity::Unspecified);
+        let d = dpra(window, &summary, 75.0, pb::SeriesGranularity::Unspecified);
         assert_eq!(d.lead_time_mean, Some(pb_duration(mins(240))));
         assert_eq!(d.lead_time_first_wave_mean, Some(pb_duration(mins(120))));
         let b = d.batch_size.unwrap();
@@ -636,7 +587,8 @@ mod tests {
             ],
             ..Default::default()
         };
-        let d = dpra(window, &history, 0.0, pb::SeriesGranularity::Unspecified);
+        let summary = Summary::from_history(window, &history);
+        let d = dpra(window, &summary, 0.0, pb::SeriesGranularity::Unspecified);
         let m = d.mainline.unwrap();
         assert_eq!(m.mtbf, Some(pb_duration(Duration::hours(36))));
         assert_eq!(m.mttr, Some(pb_duration(Duration::hours(2))));
