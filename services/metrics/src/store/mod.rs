@@ -9,6 +9,7 @@ pub mod notifications;
 mod queries;
 mod retention;
 pub(crate) mod rollups;
+pub(crate) mod upsert;
 
 use std::collections::HashSet;
 

@@ -8,10 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect};
 
 use super::entities::{deployment, rollup, stage_budget, streak};
 use super::history::{self, Select};
@@ -42,14 +39,14 @@ fn day_window(day: NaiveDate) -> Window {
     }
 }
 
-fn row(kind: &str, key: &str, day: NaiveDate, project: &str, tally: &Tally) -> rollup::ActiveModel {
-    rollup::ActiveModel {
-        kind: Set(kind.to_owned()),
-        key: Set(key.to_owned()),
-        day: Set(day),
-        project: Set(project.to_owned()),
-        tally: Set(serde_json::to_string(tally).unwrap_or_default()),
-        update_time: Set(Utc::now()),
+fn row(kind: &str, key: &str, day: NaiveDate, project: &str, tally: &Tally) -> rollup::Model {
+    rollup::Model {
+        kind: kind.to_owned(),
+        key: key.to_owned(),
+        day,
+        project: project.to_owned(),
+        tally: serde_json::to_string(tally).unwrap_or_default(),
+        update_time: Utc::now(),
     }
 }
 
@@ -58,26 +55,15 @@ fn parse(r: &rollup::Model) -> Result<Tally, DbErr> {
         .map_err(|e| DbErr::Custom(format!("rollup {} {} {}: {e}", r.kind, r.key, r.day)))
 }
 
-async fn upsert<C: ConnectionTrait>(db: &C, rows: Vec<rollup::ActiveModel>) -> Result<(), DbErr> {
-    for chunk in rows.chunks(500) {
-        rollup::Entity::insert_many(chunk.to_vec())
-            .on_conflict(
-                OnConflict::columns([
-                    rollup::Column::Kind,
-                    rollup::Column::Key,
-                    rollup::Column::Day,
-                ])
-                .update_columns([
-                    rollup::Column::Project,
-                    rollup::Column::Tally,
-                    rollup::Column::UpdateTime,
-                ])
-                .to_owned(),
-            )
-            .exec(db)
-            .await?;
-    }
-    Ok(())
+async fn upsert<C: ConnectionTrait>(db: &C, rows: Vec<rollup::Model>) -> Result<(), DbErr> {
+    use rollup::Column as R;
+    super::upsert::upsert::<rollup::Entity, _>(
+        db,
+        &rows,
+        &[R::Kind, R::Key, R::Day],
+        &[R::Project, R::Tally, R::UpdateTime],
+    )
+    .await
 }
 
 /// The day tallies of `scope` over the whole days of `range`, each with

@@ -114,6 +114,8 @@ impl<'c, C: ConnectionTrait> Working<'c, C> {
                     },
                 );
             }
+            self.executions_loaded
+                .extend(chunk.iter().map(|e| execution_id(e).to_owned()));
             for d in deployment::Entity::find()
                 .filter(deployment::Column::Execution.is_in(chunk.iter().cloned()))
                 .all(self.db)
@@ -129,6 +131,21 @@ impl<'c, C: ConnectionTrait> Working<'c, C> {
             }
         }
         for chunk in pipelines.chunks(500) {
+            // Which of them have a security error open.
+            for p in chunk {
+                self.security_open.insert(p.clone(), false);
+            }
+            for open in security_error::Entity::find()
+                .select_only()
+                .column(security_error::Column::Pipeline)
+                .filter(security_error::Column::Pipeline.is_in(chunk.iter().cloned()))
+                .filter(security_error::Column::ResolveTime.is_null())
+                .into_tuple::<String>()
+                .all(self.db)
+                .await?
+            {
+                self.security_open.insert(open, true);
+            }
             for p in chunk {
                 self.health.entry(p.clone()).or_insert(Slot {
                     value: None,
@@ -175,7 +192,11 @@ impl<'c, C: ConnectionTrait> Working<'c, C> {
         &mut self,
         id: &str,
     ) -> Result<Option<&mut deployment::Model>, DbErr> {
-        if !self.deployments.contains_key(id) {
+        // Every deployment of a prefetched execution is loaded already.
+        let prefetched = id
+            .split_once('-')
+            .is_some_and(|(execution, _)| self.executions_loaded.contains(execution));
+        if !self.deployments.contains_key(id) && !prefetched {
             let found = deployment::Entity::find_by_id(id.to_owned())
                 .one(self.db)
                 .await?;

@@ -35,7 +35,9 @@ use conveyor_api::events::v1 as ev;
 use conveyor_api::events::v1::event::Payload as P;
 use conveyor_api::execution::v1 as exec;
 use conveyor_api::time::from_timestamp;
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 
 mod deployments;
 mod load;
@@ -63,6 +65,8 @@ pub struct Working<'c, C: ConnectionTrait> {
     deployments: HashMap<String, Slot<deployment::Model>>,
     health: HashMap<String, Slot<health::Model>>,
     commits: HashMap<(String, String), Slot<commit::Model>>,
+    /// Executions (ids) whose deployments are all in `deployments`.
+    executions_loaded: HashSet<String>,
     /// Pipelines whose uncredited commits are all in `commits`.
     pending_loaded: HashSet<String>,
     /// Pipelines whose failed, unrestored production deployments are loaded.
@@ -130,6 +134,7 @@ impl<'c, C: ConnectionTrait> Working<'c, C> {
             deployments: HashMap::new(),
             health: HashMap::new(),
             commits: HashMap::new(),
+            executions_loaded: HashSet::new(),
             pending_loaded: HashSet::new(),
             unrestored_loaded: HashSet::new(),
             conformance: HashMap::new(),

@@ -2,11 +2,11 @@
 
 use super::*;
 use crate::store::rollups;
+use crate::store::upsert::upsert;
 
 impl<'c, C: ConnectionTrait> Working<'c, C> {
     /// Writes every changed record; returns the days whose rollups changed.
     pub async fn save(self) -> Result<rollups::Dirty, DbErr> {
-        use sea_orm::sea_query::OnConflict;
         use sea_orm::{ActiveModelTrait, IntoActiveModel};
 
         fn dirty<T: Clone>(map: HashMap<impl std::hash::Hash + Eq, Slot<T>>) -> Vec<T> {
@@ -17,6 +17,8 @@ impl<'c, C: ConnectionTrait> Working<'c, C> {
         }
         let db = self.db;
         let mut days = self.days;
+        let runs = dirty(self.runs);
+        let health = dirty(self.health);
         let deployments = dirty(self.deployments);
         let commits = dirty(self.commits);
         let production = common::Tier::Production as i32;
@@ -33,101 +35,82 @@ impl<'c, C: ConnectionTrait> Working<'c, C> {
         for s in &self.streaks {
             rollups::mark(&mut days, &s.pipeline, &s.project, Some(s.end_time));
         }
-        for chunk in dirty(self.runs).chunks(200) {
-            run::Entity::insert_many(chunk.iter().cloned().map(|m| m.into_active_model()))
-                .on_conflict(
-                    OnConflict::column(run::Column::Execution)
-                        .update_columns([
-                            run::Column::Outcome,
-                            run::Column::EndTime,
-                            run::Column::CurrentStage,
-                            run::Column::Stages,
-                            run::Column::FailedStage,
-                            run::Column::FailureReason,
-                            run::Column::ApprovalRejected,
-                            run::Column::UpdateTime,
-                        ])
-                        .to_owned(),
-                )
-                .exec(db)
-                .await?;
-        }
-        for chunk in deployments.chunks(200) {
-            deployment::Entity::insert_many(chunk.iter().cloned().map(|m| m.into_active_model()))
-                .on_conflict(
-                    OnConflict::column(deployment::Column::Id)
-                        .update_columns([
-                            deployment::Column::Targets,
-                            deployment::Column::Outcome,
-                            deployment::Column::FirstWaveEndTime,
-                            deployment::Column::EndTime,
-                            deployment::Column::ChangeFailure,
-                            deployment::Column::FailureAlarm,
-                            deployment::Column::FailureDetectTime,
-                            deployment::Column::RestoreTime,
-                            deployment::Column::RestoredBy,
-                            deployment::Column::CommitCount,
-                        ])
-                        .to_owned(),
-                )
-                .exec(db)
-                .await?;
-        }
-        for chunk in dirty(self.health).chunks(200) {
-            health::Entity::insert_many(chunk.iter().cloned().map(|m| m.into_active_model()))
-                .on_conflict(
-                    OnConflict::column(health::Column::Pipeline)
-                        .update_columns([
-                            health::Column::State,
-                            health::Column::Since,
-                            health::Column::LastExecution,
-                            health::Column::LastStartTime,
-                            health::Column::LastOutcome,
-                            health::Column::FailedStage,
-                            health::Column::FailureReason,
-                            health::Column::CurrentExecution,
-                            health::Column::UpdateTime,
-                        ])
-                        .to_owned(),
-                )
-                .exec(db)
-                .await?;
-        }
-        for chunk in commits.chunks(200) {
-            commit::Entity::insert_many(chunk.iter().cloned().map(|m| m.into_active_model()))
-                .on_conflict(
-                    OnConflict::columns([commit::Column::Pipeline, commit::Column::Sha])
-                        .update_columns([
-                            commit::Column::Deployment,
-                            commit::Column::DeployEndTime,
-                            commit::Column::LeadTimeMs,
-                            commit::Column::FirstWaveLeadMs,
-                        ])
-                        .to_owned(),
-                )
-                .exec(db)
-                .await?;
-        }
-        for chunk in self
-            .conformance
-            .into_values()
-            .collect::<Vec<_>>()
-            .chunks(200)
-        {
-            conformance::Entity::insert_many(chunk.iter().cloned().map(|m| m.into_active_model()))
-                .on_conflict(
-                    OnConflict::column(conformance::Column::Pipeline)
-                        .update_columns([
-                            conformance::Column::Project,
-                            conformance::Column::Revision,
-                            conformance::Column::SecurityPercent,
-                            conformance::Column::UpdateTime,
-                        ])
-                        .to_owned(),
-                )
-                .exec(db)
-                .await?;
-        }
+        upsert::<run::Entity, _>(
+            db,
+            &runs,
+            &[run::Column::Execution],
+            &[
+                run::Column::Outcome,
+                run::Column::EndTime,
+                run::Column::CurrentStage,
+                run::Column::Stages,
+                run::Column::FailedStage,
+                run::Column::FailureReason,
+                run::Column::ApprovalRejected,
+                run::Column::UpdateTime,
+            ],
+        )
+        .await?;
+        upsert::<deployment::Entity, _>(
+            db,
+            &deployments,
+            &[deployment::Column::Id],
+            &[
+                deployment::Column::Targets,
+                deployment::Column::Outcome,
+                deployment::Column::FirstWaveEndTime,
+                deployment::Column::EndTime,
+                deployment::Column::ChangeFailure,
+                deployment::Column::FailureAlarm,
+                deployment::Column::FailureDetectTime,
+                deployment::Column::RestoreTime,
+                deployment::Column::RestoredBy,
+                deployment::Column::CommitCount,
+            ],
+        )
+        .await?;
+        upsert::<health::Entity, _>(
+            db,
+            &health,
+            &[health::Column::Pipeline],
+            &[
+                health::Column::State,
+                health::Column::Since,
+                health::Column::LastExecution,
+                health::Column::LastStartTime,
+                health::Column::LastOutcome,
+                health::Column::FailedStage,
+                health::Column::FailureReason,
+                health::Column::CurrentExecution,
+                health::Column::UpdateTime,
+            ],
+        )
+        .await?;
+        upsert::<commit::Entity, _>(
+            db,
+            &commits,
+            &[commit::Column::Pipeline, commit::Column::Sha],
+            &[
+                commit::Column::Deployment,
+                commit::Column::DeployEndTime,
+                commit::Column::LeadTimeMs,
+                commit::Column::FirstWaveLeadMs,
+            ],
+        )
+        .await?;
+        let conformance: Vec<conformance::Model> = self.conformance.into_values().collect();
+        upsert::<conformance::Entity, _>(
+            db,
+            &conformance,
+            &[conformance::Column::Pipeline],
+            &[
+                conformance::Column::Project,
+                conformance::Column::Revision,
+                conformance::Column::SecurityPercent,
+                conformance::Column::UpdateTime,
+            ],
+        )
+        .await?;
         for chunk in self.budgets.chunks(200) {
             stage_budget::Entity::insert_many(chunk.iter().cloned().map(|m| m.into_active_model()))
                 .on_conflict_do_nothing_on([
