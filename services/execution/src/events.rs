@@ -362,7 +362,7 @@ pub fn outgoing(s: &Snapshot, artifacts: &EventArtifacts) -> Vec<Outgoing> {
                     let dispatch = Dispatch::V1 {
                         action_run: format!("{name}/actionRuns/{}", a.id),
                         attempt: a.attempt,
-                        traceparent: String::new(),
+                        traceparent: conveyor_platform::telemetry::traceparent(),
                     };
                     out.push(Outgoing {
                         topic: dispatch_stream(&a.pool),

@@ -220,6 +220,9 @@ pub struct Execution {
     /// Every commit the push carried, oldest first, the head last; each
     /// counts for lead time from its `land_time`.
     pub commits: Vec<CommitInfo>,
+    /// W3C trace context of the call that started it: every later change,
+    /// dispatch, event and worker attempt is a span of this one trace.
+    pub traceparent: String,
 }
 
 /// A commit carried by an execution.

@@ -17,9 +17,7 @@ pub fn envelope(
     subject: String,
     payload: ev::event::Payload,
 ) -> ev::Event {
-    let traceparent = crate::telemetry::current_context()
-        .remove("traceparent")
-        .unwrap_or_default();
+    let traceparent = crate::telemetry::traceparent();
     ev::Event {
         id: uuid::Uuid::now_v7().to_string(),
         time: Some(prost_types::Timestamp::from(std::time::SystemTime::now())),

@@ -141,6 +141,24 @@ pub fn current_context() -> HashMap<String, String> {
     carrier
 }
 
+/// Makes `span` a child of the W3C `traceparent` (the trace a record was
+/// started in); nothing when it is empty or malformed.
+pub fn follow(span: &tracing::Span, traceparent: &str) {
+    if traceparent.is_empty() {
+        return;
+    }
+    let carrier = HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+    let parent = global::get_text_map_propagator(|p| p.extract(&carrier));
+    if let Err(e) = span.set_parent(parent) {
+        tracing::debug!(error = ?e, "cannot attach the stored trace context");
+    }
+}
+
+/// The current span's W3C traceparent; empty when nothing is traced.
+pub fn traceparent() -> String {
+    current_context().remove("traceparent").unwrap_or_default()
+}
+
 /// A tonic interceptor that propagates the trace context on every call.
 pub fn propagate(mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
     inject(request.metadata_mut());

@@ -258,6 +258,7 @@ async fn run_task(
     task: pb::Task,
 ) {
     let span = tracing::info_span!("attempt", action = %task.action, attempt = task.attempt, execution = %task.execution);
+    conveyor_platform::telemetry::follow(&span, &task.traceparent);
     run_attempt(client, config, shared, worker, task)
         .instrument(span)
         .await;

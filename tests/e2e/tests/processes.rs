@@ -17,6 +17,9 @@ use conveyor_api::execution::v1 as pb;
 use conveyor_api::execution::v1::execution_service_client::ExecutionServiceClient;
 use sea_orm::{ConnectionTrait, Database};
 
+#[path = "processes/otlp.rs"]
+mod otlp;
+
 fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(Path::parent).unwrap();
@@ -169,22 +172,36 @@ struct Cluster {
     execution: Option<Proc>,
     workers: Vec<Proc>,
     log: PathBuf,
+    /// Where every process exports its traces, if anywhere.
+    otlp: Option<String>,
+}
+
+/// Points `cmd`'s OTLP trace export at `otlp`, flushing every 100 ms.
+fn traced(cmd: &mut Command, otlp: &Option<String>) {
+    if let Some(endpoint) = otlp {
+        cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+            .env("OTEL_BSP_SCHEDULE_DELAY", "100");
+    }
 }
 
 impl Cluster {
     async fn start() -> Cluster {
+        Self::start_traced(None).await
+    }
+
+    async fn start_traced(otlp: Option<String>) -> Cluster {
         let env = Env::new().await;
         let (defs_port, exec_port) = (free_port(), free_port());
         let prefix = format!("e2e-{}", uuid::Uuid::new_v4().simple());
-        let definitions = spawn(
-            Command::new(binary("conveyor-definitions")).args([
-                "--listen",
-                &format!("127.0.0.1:{defs_port}"),
-                "--database-url",
-                &env.database_url("definitions"),
-            ]),
-            &env.dir.path().join("definitions.log"),
-        );
+        let mut definitions = Command::new(binary("conveyor-definitions"));
+        definitions.args([
+            "--listen",
+            &format!("127.0.0.1:{defs_port}"),
+            "--database-url",
+            &env.database_url("definitions"),
+        ]);
+        traced(&mut definitions, &otlp);
+        let definitions = spawn(&mut definitions, &env.dir.path().join("definitions.log"));
         let metrics_port = free_port();
         let mut metrics = Command::new(binary("conveyor-metrics"));
         metrics
@@ -200,6 +217,7 @@ impl Cluster {
         if let Some(redis) = &env.redis {
             metrics.env("CONVEYOR_REDIS_URL", redis);
         }
+        traced(&mut metrics, &otlp);
         let metrics = spawn(&mut metrics, &env.dir.path().join("metrics.log"));
         let log = env.dir.path().join("actions.log");
         let mut cluster = Cluster {
@@ -213,6 +231,7 @@ impl Cluster {
             execution: None,
             workers: Vec::new(),
             log,
+            otlp,
         };
         cluster.start_execution_service();
         wait_port(defs_port).await;
@@ -258,6 +277,7 @@ impl Cluster {
         if let Some(redis) = &self.env.redis {
             execution.env("CONVEYOR_REDIS_URL", redis);
         }
+        traced(&mut execution, &self.otlp);
         let n = self.workers.len();
         self.execution = Some(spawn(
             &mut execution,
@@ -294,6 +314,7 @@ impl Cluster {
         if let Some(redis) = &self.env.redis {
             cmd.env("CONVEYOR_REDIS_URL", redis);
         }
+        traced(&mut cmd, &self.otlp);
         self.workers.push(spawn(
             &mut cmd,
             &self.env.dir.path().join(format!("{name}.log")),
@@ -557,6 +578,77 @@ async fn the_example_pipeline_reaches_prod_across_processes() {
             log.contains("attempt reported"),
             "{worker} ran nothing:\n{log}"
         );
+    }
+    c.env.cleanup().await;
+}
+
+/// One execution is one trace: the StartExecution call, every change the
+/// execution service makes to the execution, the worker's attempt and the
+/// metrics service's projection of its events share the trace the call
+/// began, across processes, gRPC, the dispatch stream and the event stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_execution_is_one_trace() {
+    let (receiver, endpoint) = otlp::Receiver::start().await;
+    let mut c = Cluster::start_traced(Some(endpoint)).await;
+    c.apply("echo traced").await;
+    c.start_worker("w");
+    let name = c.start_run().await;
+    let done = c.wait_done(&name).await;
+    assert_eq!(
+        done.state,
+        pb::ExecutionState::Succeeded as i32,
+        "{done:#?}"
+    );
+    let id = name.rsplit('/').next().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let spans = receiver.spans();
+        let changes: Vec<&otlp::Span> = spans
+            .iter()
+            .filter(|s| s.name == "execution.change" && s.attribute("execution") == Some(&id))
+            .collect();
+        let trace = changes.first().map(|s| s.trace_id.clone());
+        let in_trace = |service: &str, span: &str| {
+            spans.iter().any(|s| {
+                Some(&s.trace_id) == trace.as_ref() && s.service == service && s.name == span
+            })
+        };
+        // Without Redis the execution service's events stay in its process.
+        let complete = in_trace("conveyor-execution", "grpc")
+            && in_trace("conveyor-worker", "attempt")
+            && (c.env.redis.is_none() || in_trace("conveyor-metrics", "metrics.apply"));
+        if complete {
+            assert!(
+                changes.iter().all(|s| Some(&s.trace_id) == trace.as_ref()),
+                "every change of the execution is in one trace"
+            );
+            let start = spans
+                .iter()
+                .find(|s| Some(&s.trace_id) == trace.as_ref() && s.name == "grpc")
+                .unwrap();
+            assert_eq!(
+                start.attribute("rpc"),
+                Some("/conveyor.execution.v1.ExecutionService/StartExecution")
+            );
+            let attempts: Vec<&otlp::Span> = spans
+                .iter()
+                .filter(|s| s.name == "attempt" && s.attribute("execution") == Some(&name))
+                .collect();
+            assert!(!attempts.is_empty());
+            assert!(attempts.iter().all(|s| Some(&s.trace_id) == trace.as_ref()));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the execution's trace is incomplete: {} spans, {} changes of it; services: {:?}",
+            spans.len(),
+            changes.len(),
+            spans
+                .iter()
+                .map(|s| (s.service.as_str(), s.name.as_str()))
+                .collect::<std::collections::BTreeSet<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     c.env.cleanup().await;
 }

@@ -309,6 +309,7 @@ pub fn task(
     inputs: &[Artifact],
 ) -> pb::Task {
     pb::Task {
+        traceparent: e.traceparent.clone(),
         action_run: action_name(e, a),
         attempt: a.attempt,
         execution: execution_name(e),

@@ -147,6 +147,7 @@ impl Executions {
             message: request.message,
             commit_time: request.commit_time,
             parameters: request.parameters,
+            traceparent: conveyor_platform::telemetry::traceparent(),
             create_time: now,
             end_time: None,
             update_time: now,

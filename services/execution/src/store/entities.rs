@@ -36,6 +36,7 @@ pub mod execution {
         /// JSON array of the commits carried, head last, with land times.
         #[sea_orm(column_type = "Text")]
         pub commits: String,
+        pub traceparent: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

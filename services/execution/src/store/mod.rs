@@ -16,6 +16,7 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, DbErr,
     EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
 };
+use tracing::Instrument;
 
 pub use alarms::{AlarmRecord, BlockerRecord};
 use entities::{action_run, execution, outbox, stage_lock, stage_run};
@@ -168,9 +169,13 @@ impl Store {
         loop {
             let txn = self.db.begin().await?;
             let mut snapshot = load(&txn, id).await?;
+            // The change, and the events and dispatches it writes, belong
+            // to the execution's trace, whoever made it.
+            let span = tracing::info_span!("execution.change", execution = %id);
+            conveyor_platform::telemetry::follow(&span, &snapshot.execution.traceparent);
             let read_version = snapshot.execution.version;
             let before = snapshot.execution.clone();
-            let result = change(&mut snapshot);
+            let result = span.in_scope(|| change(&mut snapshot));
             let unchanged = snapshot.execution == before
                 && snapshot.transitions.is_empty()
                 && !snapshot.stages.iter().any(|st| st.dirty)
@@ -180,7 +185,10 @@ impl Store {
                 drop(txn);
                 return Ok((snapshot, result));
             }
-            match save(&txn, &mut snapshot, read_version).await {
+            match save(&txn, &mut snapshot, read_version)
+                .instrument(span)
+                .await
+            {
                 Ok(()) => {
                     txn.commit().await?;
                     return Ok((snapshot, result));

@@ -51,6 +51,7 @@ pub fn execution_from(m: execution::Model) -> Result<Execution, StoreError> {
         version: m.version,
         parameters,
         commits,
+        traceparent: m.traceparent,
     })
 }
 
@@ -79,6 +80,7 @@ pub fn execution_active(e: &Execution, request_id: Option<String>) -> execution:
         version: Set(e.version),
         parameters: Set(serde_json::to_string(&e.parameters).unwrap_or_else(|_| "{}".to_owned())),
         commits: Set(json(&e.commits)),
+        traceparent: Set(e.traceparent.clone()),
     }
 }
 

@@ -159,6 +159,23 @@ impl Consumer {
                 Err(why) => self.dead_letter(d, &why).await,
             }
         }
+        // One span per trace in the batch (an execution's events carry
+        // its trace), so the projection shows in each execution's trace.
+        let traces: std::collections::BTreeMap<&str, usize> =
+            events.iter().fold(Default::default(), |mut m, e| {
+                if !e.traceparent.is_empty() {
+                    *m.entry(e.traceparent.as_str()).or_default() += 1;
+                }
+                m
+            });
+        let _spans: Vec<tracing::Span> = traces
+            .into_iter()
+            .map(|(traceparent, n)| {
+                let span = tracing::info_span!("metrics.apply", events = n);
+                conveyor_platform::telemetry::follow(&span, traceparent);
+                span
+            })
+            .collect();
         let mut backoff = Duration::from_millis(200);
         loop {
             match self.store.apply(&events, self.retention).await {
