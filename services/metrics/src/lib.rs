@@ -33,6 +33,8 @@ pub struct Ingest {
     pub stats: Arc<ingest::Stats>,
     /// Fires after every batch that changed the records.
     pub updates: tokio::sync::broadcast::Sender<u64>,
+    /// The counters' OTLP instruments.
+    _meters: ingest::meters::Meters,
 }
 
 impl Ingest {
@@ -103,6 +105,7 @@ pub async fn register(
         Ingest {
             task,
             sender,
+            _meters: ingest::meters::register(&stats),
             stats,
             updates,
         },

@@ -1,15 +1,19 @@
-//! Logs and traces. `tracing` everywhere; human-readable or JSON logs on
-//! stderr; spans exported over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is
-//! set; W3C trace context read from and written to gRPC metadata, so one
-//! trace follows a change across services.
+//! Logs, traces and metrics. `tracing` everywhere; human-readable or JSON
+//! logs on stderr; spans and metrics exported over OTLP when
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set (metrics every
+//! `OTEL_METRIC_EXPORT_INTERVAL` ms, 60 s by default; a service's
+//! instruments come from `opentelemetry::global::meter`); W3C trace context
+//! read from and written to gRPC metadata, so one trace follows a change
+//! across services.
 
 use std::collections::HashMap;
 
 use opentelemetry::global;
 use opentelemetry::propagation::{Extractor, Injector};
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::{SpanExporter, WithExportConfig};
+use opentelemetry_otlp::{MetricExporter, SpanExporter, WithExportConfig};
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde::{Deserialize, Serialize};
@@ -26,9 +30,10 @@ pub enum LogFormat {
     Json,
 }
 
-/// Flushes and stops the exporter when dropped.
+/// Flushes and stops the exporters when dropped.
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
+    meters: Option<SdkMeterProvider>,
 }
 
 impl Drop for Telemetry {
@@ -37,6 +42,11 @@ impl Drop for Telemetry {
             && let Err(e) = provider.shutdown()
         {
             eprintln!("telemetry: flushing spans failed: {e}");
+        }
+        if let Some(meters) = self.meters.take()
+            && let Err(e) = meters.shutdown()
+        {
+            eprintln!("telemetry: flushing metrics failed: {e}");
         }
     }
 }
@@ -68,16 +78,21 @@ pub fn init_with_filter(
             .with_writer(std::io::stderr)
             .boxed(),
     };
-    let provider = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+    let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
         .ok()
-        .filter(|e| !e.is_empty())
-        .and_then(|endpoint| match otlp_provider(service, &endpoint) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                eprintln!("telemetry: OTLP export disabled: {e}");
-                None
-            }
-        });
+        .filter(|e| !e.is_empty());
+    let exporting = endpoint.map(|endpoint| otlp_providers(service, &endpoint));
+    let (provider, meters) = match exporting {
+        Some(Ok((provider, meters))) => (Some(provider), Some(meters)),
+        Some(Err(e)) => {
+            eprintln!("telemetry: OTLP export disabled: {e}");
+            (None, None)
+        }
+        None => (None, None),
+    };
+    if let Some(meters) = &meters {
+        global::set_meter_provider(meters.clone());
+    }
     let otel = provider.as_ref().map(|p| {
         global::set_tracer_provider(p.clone());
         tracing_opentelemetry::layer()
@@ -94,26 +109,43 @@ pub fn init_with_filter(
         // Tests and `conveyor dev` start several services in one process.
         tracing::debug!("a global subscriber is already installed");
     }
-    Telemetry { provider }
+    Telemetry { provider, meters }
 }
 
-fn otlp_provider(
+fn resource(service: &'static str) -> Resource {
+    match std::env::var("OTEL_SERVICE_NAME") {
+        // The builder's environment detector already applied it.
+        Ok(name) if !name.is_empty() => Resource::builder().build(),
+        _ => Resource::builder().with_service_name(service).build(),
+    }
+}
+
+/// The span and metric exporters to `endpoint` (OTLP over gRPC).
+fn otlp_providers(
     service: &'static str,
     endpoint: &str,
-) -> Result<SdkTracerProvider, opentelemetry_otlp::ExporterBuildError> {
-    let exporter = SpanExporter::builder()
+) -> Result<(SdkTracerProvider, SdkMeterProvider), opentelemetry_otlp::ExporterBuildError> {
+    let timeout = std::time::Duration::from_secs(5);
+    let spans = SpanExporter::builder()
         .with_tonic()
         .with_endpoint(endpoint)
-        .with_timeout(std::time::Duration::from_secs(5))
+        .with_timeout(timeout)
         .build()?;
-    Ok(SdkTracerProvider::builder()
-        .with_batch_exporter(exporter)
-        .with_resource(match std::env::var("OTEL_SERVICE_NAME") {
-            // The builder's environment detector already applied it.
-            Ok(name) if !name.is_empty() => Resource::builder().build(),
-            _ => Resource::builder().with_service_name(service).build(),
-        })
-        .build())
+    let metrics = MetricExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .with_timeout(timeout)
+        .build()?;
+    Ok((
+        SdkTracerProvider::builder()
+            .with_batch_exporter(spans)
+            .with_resource(resource(service))
+            .build(),
+        SdkMeterProvider::builder()
+            .with_periodic_exporter(metrics)
+            .with_resource(resource(service))
+            .build(),
+    ))
 }
 
 /// The span of one incoming gRPC call, child of the caller's trace context.

@@ -176,11 +176,13 @@ struct Cluster {
     otlp: Option<String>,
 }
 
-/// Points `cmd`'s OTLP trace export at `otlp`, flushing every 100 ms.
+/// Points `cmd`'s OTLP export at `otlp`: spans flushed every 100 ms,
+/// metrics every 200 ms.
 fn traced(cmd: &mut Command, otlp: &Option<String>) {
     if let Some(endpoint) = otlp {
         cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
-            .env("OTEL_BSP_SCHEDULE_DELAY", "100");
+            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+            .env("OTEL_METRIC_EXPORT_INTERVAL", "200");
     }
 }
 
@@ -586,6 +588,7 @@ async fn the_example_pipeline_reaches_prod_across_processes() {
 /// execution service makes to the execution, the worker's attempt and the
 /// metrics service's projection of its events share the trace the call
 /// began, across processes, gRPC, the dispatch stream and the event stream.
+/// The metrics service's counters go out over OTLP too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_execution_is_one_trace() {
     let (receiver, endpoint) = otlp::Receiver::start().await;
@@ -614,9 +617,15 @@ async fn one_execution_is_one_trace() {
             })
         };
         // Without Redis the execution service's events stay in its process.
+        let applied = receiver.points().iter().any(|(service, metric, value)| {
+            service == "conveyor-metrics"
+                && metric == "conveyor_metrics_events_applied"
+                && *value > 0.0
+        });
         let complete = in_trace("conveyor-execution", "grpc")
             && in_trace("conveyor-worker", "attempt")
-            && (c.env.redis.is_none() || in_trace("conveyor-metrics", "metrics.apply"));
+            && (c.env.redis.is_none()
+                || (in_trace("conveyor-metrics", "metrics.apply") && applied));
         if complete {
             assert!(
                 changes.iter().all(|s| Some(&s.trace_id) == trace.as_ref()),
@@ -640,9 +649,10 @@ async fn one_execution_is_one_trace() {
         }
         assert!(
             Instant::now() < deadline,
-            "the execution's trace is incomplete: {} spans, {} changes of it; services: {:?}",
+            "the execution's trace is incomplete: {} spans, {} changes of it, {} metric points; services: {:?}",
             spans.len(),
             changes.len(),
+            receiver.points().len(),
             spans
                 .iter()
                 .map(|s| (s.service.as_str(), s.name.as_str()))

@@ -10,6 +10,7 @@
 //! under the same consumer name, so a batch left unacknowledged by a
 //! replica that stopped is read again first by whichever replica leads next.
 
+pub mod meters;
 pub mod project;
 
 use std::sync::Arc;
