@@ -114,9 +114,7 @@ on_every_backend!(rebuilt_rollups_answer_as_the_live_ones, |server| {
     server.settle().await;
     let whole = (day - Duration::days(1), day + Duration::days(2));
     let live = dora(&mut server, pipeline(), whole.0, whole.1).await;
-    let store = conveyor_metrics::store::Store::connect(&server.database_url, 2)
-        .await
-        .unwrap();
+    let store = server.store().await;
     store
         .connection()
         .execute_unprepared("DELETE FROM rollups")
@@ -138,9 +136,7 @@ on_every_backend!(
         server.settle().await;
         let whole = (day - Duration::days(1), day + Duration::days(2));
         let live = dora(&mut server, pipeline(), whole.0, whole.1).await;
-        let store = conveyor_metrics::store::Store::connect(&server.database_url, 2)
-            .await
-            .unwrap();
+        let store = server.store().await;
         let retention = conveyor_metrics::store::Retention {
             records_days: 1,
             rollups_days: 0,

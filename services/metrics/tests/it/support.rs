@@ -163,6 +163,13 @@ impl Server {
         self.published += 1;
     }
 
+    /// A second connection to the service's database, behind the API.
+    pub async fn store(&self) -> conveyor_metrics::store::Store {
+        conveyor_metrics::store::Store::connect(&self.database_url, 2)
+            .await
+            .unwrap()
+    }
+
     pub fn stats(&self) -> &conveyor_metrics::ingest::Stats {
         &self.ingest.as_ref().unwrap().stats
     }
