@@ -105,7 +105,7 @@ impl Consumer {
                 continue;
             }
             if !rollups_ready {
-                if let Err(e) = self.store.ensure_rollups().await {
+                if let Err(e) = self.store.ensure_rollups(self.retention).await {
                     tracing::warn!(error = %e, "cannot build the daily rollups; retrying");
                     tokio::time::sleep(Duration::from_secs(2)).await;
                     continue;

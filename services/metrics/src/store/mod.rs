@@ -84,13 +84,16 @@ impl Store {
 
     /// Builds the daily rollups when there are records but none (the first
     /// start after they were added); the ingest leader calls it.
-    pub async fn ensure_rollups(&self) -> Result<(), StoreError> {
-        Ok(rollups::ensure(&self.db).await?)
+    pub async fn ensure_rollups(&self, retention: Retention) -> Result<(), StoreError> {
+        let frozen = retention.frozen_until(chrono::Utc::now());
+        Ok(rollups::ensure(&self.db, frozen).await?)
     }
 
-    /// Makes every daily rollup again from the records; returns the days.
-    pub async fn rebuild_rollups(&self) -> Result<i64, StoreError> {
-        Ok(rollups::rebuild(&self.db).await?)
+    /// Makes every daily rollup again from the records, but for the days
+    /// `retention` may have pruned records of; returns the days.
+    pub async fn rebuild_rollups(&self, retention: Retention) -> Result<i64, StoreError> {
+        let frozen = retention.frozen_until(chrono::Utc::now());
+        Ok(rollups::rebuild(&self.db, frozen).await?)
     }
 
     async fn transaction<T, F>(&self, op: F) -> Result<T, StoreError>

@@ -93,13 +93,14 @@ pub(crate) async fn read<C: ConnectionTrait>(
 /// Recomputes the rollups of the dirty pipeline days from their records,
 /// then their projects' and the fleet's days from the pipelines' rollups.
 pub(crate) async fn refresh<C: ConnectionTrait>(db: &C, dirty: &Dirty) -> Result<(), DbErr> {
-    let mut by_day: BTreeMap<NaiveDate, Vec<(&str, &str)>> = BTreeMap::new();
+    // One row per pipeline and day, whatever projects its records name.
+    let mut by_day: BTreeMap<NaiveDate, BTreeMap<&str, &str>> = BTreeMap::new();
     for (day, pipeline, project) in dirty {
-        by_day.entry(*day).or_default().push((pipeline, project));
+        by_day.entry(*day).or_default().insert(pipeline, project);
     }
     let mut rows = Vec::new();
     for (day, pipelines) in &by_day {
-        let names: Vec<String> = pipelines.iter().map(|(p, _)| (*p).to_owned()).collect();
+        let names: Vec<String> = pipelines.keys().map(|p| (*p).to_owned()).collect();
         let raw = history::load(db, &Select::Pipelines(&names), day_window(*day)).await?;
         for (pipeline, project) in pipelines {
             let tally = raw
@@ -141,12 +142,20 @@ pub(crate) async fn refresh<C: ConnectionTrait>(db: &C, dirty: &Dirty) -> Result
 }
 
 /// Makes every rollup again from the raw records (after the rollups were
-/// added to a database with history, or lost); returns the days covered.
-pub(crate) async fn rebuild<C: ConnectionTrait>(db: &C) -> Result<i64, DbErr> {
+/// added to a database with history, or lost), but for days up to `frozen`,
+/// whose records retention may have pruned in part; returns the days
+/// covered.
+pub(crate) async fn rebuild<C: ConnectionTrait>(
+    db: &C,
+    frozen: Option<NaiveDate>,
+) -> Result<i64, DbErr> {
     let Some(first) = first_record(db).await? else {
         return Ok(0);
     };
     let mut start = history::midnight(first);
+    if let Some(frozen) = frozen {
+        start = start.max(day_window(frozen).end);
+    }
     let end = Utc::now();
     let mut days = 0;
     while start < end {
@@ -187,12 +196,15 @@ pub(crate) async fn rebuild<C: ConnectionTrait>(db: &C) -> Result<i64, DbErr> {
 
 /// Rebuilds when there are records but no rollups (the first start after
 /// the rollups were added).
-pub(crate) async fn ensure<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
+pub(crate) async fn ensure<C: ConnectionTrait>(
+    db: &C,
+    frozen: Option<NaiveDate>,
+) -> Result<(), DbErr> {
     if rollup::Entity::find().one(db).await?.is_some() || first_record(db).await?.is_none() {
         return Ok(());
     }
     let started = std::time::Instant::now();
-    let days = rebuild(db).await?;
+    let days = rebuild(db, frozen).await?;
     tracing::info!(days, elapsed = ?started.elapsed(), "rebuilt the daily rollups");
     Ok(())
 }

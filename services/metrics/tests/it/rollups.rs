@@ -122,7 +122,7 @@ on_every_backend!(rebuilt_rollups_answer_as_the_live_ones, |server| {
         .unwrap();
     let gone = dora(&mut server, pipeline(), whole.0, whole.1).await;
     assert_eq!(gone.lead_time_for_changes.unwrap().commits, 0);
-    assert!(store.rebuild_rollups().await.unwrap() >= 1);
+    assert!(store.rebuild_rollups(Default::default()).await.unwrap() >= 1);
     let rebuilt = dora(&mut server, pipeline(), whole.0, whole.1).await;
     assert_eq!(rebuilt, live);
 });
