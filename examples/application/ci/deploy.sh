@@ -2,7 +2,8 @@
 # beta/gamma/prod, "deploy": deploys the package in $CONVEYOR_ARTIFACTS_DIR as
 # the instance <environment>-<port> (on a rollback, CONVEYOR_ROLLBACK=1, the
 # package is the last good version). Stops the previous instance, unpacks the
-# package under $DEMO_STATE_DIR/instances/<name>/, starts it detached so it
+# package under $DEMO_STATE_DIR/instances/<name>/, starts it (reading its
+# dynamic configuration from $DEMO_STATE_DIR/instances/<name>/dynamic) detached so it
 # outlives this action, and waits until the port accepts connections. Whether
 # it is healthy is for the control plane's probes to judge, so a broken
 # release still deploys.
@@ -46,8 +47,10 @@ ln -sfn "$release" "$base/current"
 
 # Start it in its own session, detached from this action's output; the
 # wrapper shell writes its pid, then becomes demo-app.
-(cd "$dir" && setsid -f sh -c 'echo $$ >"$1" && exec ./demo-app --port "$2" --target "$3" --config-dir "$4"' \
-  demo-app "$pidfile" "$PORT" "$NAME" "$dir" >"$dir/app.log" 2>&1 </dev/null)
+# Dynamic configuration (examples/dynamic-configuration) lives beside the
+# releases, so it outlives redeploys of the service.
+(cd "$dir" && setsid -f sh -c 'echo $$ >"$1" && exec ./demo-app --port "$2" --target "$3" --config-dir "$4" --dynamic-config "$5"' \
+  demo-app "$pidfile" "$PORT" "$NAME" "$dir" "$base/dynamic" >"$dir/app.log" 2>&1 </dev/null)
 
 # not_started WHY: fails the deploy, showing the instance's log.
 not_started() {

@@ -1,12 +1,16 @@
 //! demo-app: a tiny std-only HTTP service, built, tested and deployed by the
 //! example application pipeline (see README.md).
 //!
-//! Usage: `demo-app --port PORT --target NAME [--config-dir DIR]`
+//! Usage: `demo-app --port PORT --target NAME [--config-dir DIR] [--dynamic-config DIR]`
 //!
-//! - `GET /`        "hello from demo-app <version> on <target>"
-//! - `GET /version` the version baked in at build time (`APP_VERSION`, else "dev")
-//! - `GET /health`  "ok", or 503 when `release.conf` says
-//!   `require_target_config = true` and `targets/<target>.conf` is missing
+//! - `GET /`         "<greeting> from demo-app <version> on <target>"; the
+//!   greeting is the dynamic setting `greeting`, "hello" by default
+//! - `GET /version`  the version baked in at build time (`APP_VERSION`, else "dev")
+//! - `GET /health`   "ok"; 503 when `release.conf` says
+//!   `require_target_config = true` and `targets/<target>.conf` is missing,
+//!   or when the dynamic setting `maintenance` is true
+//! - `GET /checkout` the checkout flow the flag `new-checkout` selects
+//! - `GET /config`   the dynamic configuration in use: version, flags, settings
 //!
 //! Anything else is 404, a non-GET method 405, a malformed request 400.
 
@@ -19,6 +23,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+mod dynamic;
+
 /// The version baked in at build time: the pipeline sets the short commit.
 const VERSION: &str = match option_env!("APP_VERSION") {
     Some(version) => version,
@@ -28,15 +34,17 @@ const VERSION: &str = match option_env!("APP_VERSION") {
 /// The most a request head (request line and headers) may take.
 const MAX_HEAD: usize = 16 * 1024;
 
-const USAGE: &str = "usage: demo-app --port PORT --target NAME [--config-dir DIR]";
+const USAGE: &str =
+    "usage: demo-app --port PORT --target NAME [--config-dir DIR] [--dynamic-config DIR]";
 
-#[derive(Debug)]
 struct Config {
     port: u16,
     /// The instance's name, e.g. `gamma-18081`.
     target: String,
     /// Where `release.conf` and `targets/` are: next to the binary by default.
     config_dir: PathBuf,
+    /// Flags and settings delivered by the dynamic-configuration pipeline.
+    dynamic: dynamic::Dynamic,
 }
 
 #[derive(Debug, PartialEq)]
@@ -113,13 +121,14 @@ fn main() -> ExitCode {
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, String> {
-    let (mut port, mut target, mut config_dir) = (None, None, None);
+    let (mut port, mut target, mut config_dir, mut dynamic) = (None, None, None, None);
     while let Some(flag) = args.next() {
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--port" => port = Some(value.parse().map_err(|_| format!("bad port {value:?}"))?),
             "--target" => target = Some(value),
             "--config-dir" => config_dir = Some(PathBuf::from(value)),
+            "--dynamic-config" => dynamic = Some(PathBuf::from(value)),
             _ => return Err(format!("unknown argument {flag:?}")),
         }
     }
@@ -138,6 +147,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, String> 
         port: port.ok_or("--port is required")?,
         target,
         config_dir,
+        dynamic: dynamic::Dynamic::new(dynamic),
     })
 }
 
@@ -217,15 +227,39 @@ fn route(request: &Request<'_>, config: &Config) -> Response {
     if request.method != "GET" {
         return Response::new(405, "only GET is supported\n");
     }
+    let settings = config.dynamic.current();
     match request.path {
         "/" => Response::new(
             200,
-            format!("hello from demo-app {VERSION} on {}\n", config.target),
+            format!(
+                "{} from demo-app {VERSION} on {}\n",
+                settings.text("greeting").unwrap_or("hello"),
+                config.target
+            ),
         ),
         "/version" => Response::new(200, format!("{VERSION}\n")),
+        "/health" if settings.bool("maintenance") => {
+            Response::new(503, "in maintenance (dynamic setting)\n")
+        }
         "/health" => health(config),
+        "/checkout" if settings.flag("new-checkout") => Response::new(200, "checkout: new flow\n"),
+        "/checkout" => Response::new(200, "checkout: classic flow\n"),
+        "/config" => Response::new(200, describe(&settings)),
         _ => Response::new(404, "not found\n"),
     }
+}
+
+/// The configuration in use, one line per item.
+fn describe(c: &dynamic::Snapshot) -> String {
+    let version = if c.version.is_empty() { "none" } else { &c.version };
+    let mut out = format!("version {version}\n");
+    for (name, on) in &c.flags {
+        out.push_str(&format!("flag {name} {}\n", if *on { "on" } else { "off" }));
+    }
+    for (name, value) in &c.settings {
+        out.push_str(&format!("setting {name} {value}\n"));
+    }
+    out
 }
 
 /// Healthy unless the release requires a per-target config file this
@@ -287,6 +321,7 @@ mod tests {
             port: 0,
             target: "gamma-18081".to_owned(),
             config_dir: dir.to_path_buf(),
+            dynamic: dynamic::Dynamic::new(None),
         }
     }
 
@@ -406,6 +441,40 @@ mod tests {
     }
 
     #[test]
+    fn dynamic_settings_change_answers_without_a_restart() {
+        let dir = temp_dir("dynamic");
+        let version = dir.join("dynamic/versions/7");
+        fs::create_dir_all(&version).expect("mkdir");
+        fs::write(version.join("flags.json"), r#"{"new-checkout": true}"#).expect("flags");
+        fs::write(
+            version.join("settings.json"),
+            r#"{"greeting": "hi", "maintenance": false}"#,
+        )
+        .expect("settings");
+        fs::write(version.join("VERSION"), "7\n").expect("version");
+        std::os::unix::fs::symlink("versions/7", dir.join("dynamic/current")).expect("link");
+        let config = Config {
+            dynamic: dynamic::Dynamic::new(Some(dir.join("dynamic"))),
+            ..config(&dir)
+        };
+        assert!(get("/", &config).body.starts_with("hi from demo-app "));
+        assert_eq!(get("/checkout", &config).body, "checkout: new flow\n");
+        assert_eq!(
+            get("/config", &config).body,
+            "version 7\nflag new-checkout on\nsetting greeting \"hi\"\nsetting maintenance false\n"
+        );
+        assert_eq!(get("/health", &config).status, 200);
+        fs::write(
+            version.join("settings.json"),
+            r#"{"greeting": "hi", "maintenance": true}"#,
+        )
+        .expect("settings");
+        fs::write(version.join("VERSION"), "8\n").expect("version");
+        assert_eq!(get("/health", &config).status, 503);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn parses_arguments() {
         let args = |s: &str| {
             s.split(' ')
@@ -414,7 +483,8 @@ mod tests {
                 .into_iter()
         };
         let config =
-            parse_args(args("--port 8080 --target beta-1 --config-dir /x")).expect("valid");
+            parse_args(args("--port 8080 --target beta-1 --config-dir /x --dynamic-config /d"))
+                .expect("valid");
         assert_eq!((config.port, config.target.as_str()), (8080, "beta-1"));
         assert_eq!(config.config_dir, PathBuf::from("/x"));
         assert!(parse_args(args("--port 8080")).is_err());

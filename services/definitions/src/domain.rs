@@ -189,10 +189,19 @@ impl Definitions {
                 format!("invalid project {project:?}: {}", spec::NAME_RULE),
             ));
         }
+        if let Some(upstream) = &filter.upstream
+            && !spec::is_valid_name(upstream)
+        {
+            return Err(Error::invalid(
+                "upstream",
+                format!("invalid pipeline {upstream:?}: {}", spec::NAME_RULE),
+            ));
+        }
         let limit = page_size_of(page_size)?;
         let scope = PageScope::Pipelines {
             project: filter.project.clone(),
             pipeline_type: filter.pipeline_type.map(|t| t.as_str().to_owned()),
+            upstream: filter.upstream.clone(),
         };
         let after = decode_token::<String>(page_token, &scope)?;
         let mut items = self
@@ -290,6 +299,7 @@ fn prepare(source: Source, change: &Change) -> Result<NewRevision, Error> {
         project: doc.metadata.project,
         pipeline_type: doc.spec.pipeline_type,
         labels: doc.metadata.labels,
+        upstream: doc.spec.upstream.into_iter().map(|u| u.pipeline).collect(),
         author: if change.author.trim().is_empty() {
             "anonymous".to_owned()
         } else {
@@ -352,6 +362,8 @@ enum PageScope {
     Pipelines {
         project: Option<String>,
         pipeline_type: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        upstream: Option<String>,
     },
     Revisions {
         pipeline: String,

@@ -34,6 +34,8 @@ pub enum Error {
     Conflict(String),
     #[error("the database is unavailable")]
     Unavailable(#[source] sea_orm::DbErr),
+    #[error("the database is busy with concurrent changes; retry")]
+    Contended(#[source] sea_orm::DbErr),
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -79,6 +81,10 @@ impl From<StoreError> for Error {
             ),
             StoreError::Database(db) if conveyor_platform::database::is_unavailable(&db) => {
                 Error::Unavailable(db)
+            }
+            // Contention that outlasted the store's retries: safe to retry.
+            StoreError::Database(db) if conveyor_platform::database::is_retryable(&db) => {
+                Error::Contended(db)
             }
             StoreError::Database(db) => Error::Internal(Box::new(db)),
             e @ StoreError::Corrupt(_) => Error::Internal(Box::new(e)),
@@ -160,6 +166,11 @@ impl From<Error> for Status {
                 tracing::warn!(error = %source, "database unavailable");
                 info(&mut d, "DATABASE_UNAVAILABLE", &[]);
                 Code::Unavailable
+            }
+            Error::Contended(source) => {
+                tracing::warn!(error = %source, "database contention outlasted the retries");
+                info(&mut d, "DATABASE_CONTENTION", &[]);
+                Code::Aborted
             }
             Error::Internal(source) => {
                 tracing::error!(error = %source, "internal error");

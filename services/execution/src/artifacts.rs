@@ -291,23 +291,49 @@ impl Artifacts {
         Ok(artifact)
     }
 
-    /// The artifacts an action downloads before it runs: the packages and
-    /// SBOMs earlier stages stored (for a rollback, the last good
-    /// execution's).
+    /// The artifacts an action downloads before it runs: the upstream
+    /// artifacts its execution pinned (under `upstream/PIPELINE/NAME`), and
+    /// the packages and SBOMs earlier stages stored. A rollback run gets
+    /// the last good execution's, pins included.
     pub async fn inputs(&self, action: &ActionRun) -> Result<Vec<Artifact>, Error> {
-        if action.stage_index == 0 && !action.rollback {
-            // The first stage has no earlier stage to take artifacts from.
-            return Ok(Vec::new());
-        }
         let source = action.artifact_source();
-        Ok(self
-            .store
-            .artifacts(source)
-            .await?
-            .into_iter()
-            .filter(|a| a.kind.is_input())
-            .filter(|a| source != action.execution_id || a.stage_index < action.stage_index)
-            .collect())
+        let mut inputs = self.pinned(source).await?;
+        if action.stage_index > 0 || action.rollback {
+            inputs.extend(
+                self.store
+                    .artifacts(source)
+                    .await?
+                    .into_iter()
+                    .filter(|a| a.kind.is_input())
+                    .filter(|a| {
+                        source != action.execution_id || a.stage_index < action.stage_index
+                    }),
+            );
+        }
+        Ok(inputs)
+    }
+
+    /// The upstream artifacts `execution_id` pinned, named for the
+    /// workspace; each is the upstream's indexed (signed) artifact.
+    pub async fn pinned(&self, execution_id: &str) -> Result<Vec<Artifact>, Error> {
+        let pins = self.store.execution(execution_id).await?.upstream;
+        let mut found = Vec::with_capacity(pins.len());
+        let mut by_execution: std::collections::BTreeMap<&str, Vec<Artifact>> = Default::default();
+        for pin in &pins {
+            if !by_execution.contains_key(pin.execution_id.as_str()) {
+                let stored = self.store.artifacts(&pin.execution_id).await?;
+                by_execution.insert(&pin.execution_id, stored);
+            }
+            let artifact = by_execution[pin.execution_id.as_str()]
+                .iter()
+                .find(|a| a.name == pin.name && a.digest == pin.digest)
+                .ok_or_else(|| Error::ArtifactNotFound(pin.digest.clone()))?;
+            found.push(Artifact {
+                name: pin.input_name(),
+                ..artifact.clone()
+            });
+        }
+        Ok(found)
     }
 
     /// Every artifact an execution stored.

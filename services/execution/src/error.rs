@@ -34,6 +34,8 @@ pub enum Error {
     AlreadyEnded(String),
     #[error("stage {0:?} is not waiting for approval")]
     StageNotWaiting(String),
+    #[error("upstream pipeline {pipeline:?}: {why}")]
+    UpstreamNotPublished { pipeline: String, why: String },
     #[error("{message}")]
     PermissionDenied {
         reason: &'static str,
@@ -49,6 +51,8 @@ pub enum Error {
     Conflict(String),
     #[error("a dependency is unavailable: {0}")]
     Unavailable(String),
+    #[error("the database is busy with concurrent changes; retry")]
+    Contended(#[source] sea_orm::DbErr),
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -70,6 +74,10 @@ impl From<StoreError> for Error {
             StoreError::Conflict(id) => Error::Conflict(id),
             StoreError::Database(db) if conveyor_platform::database::is_unavailable(&db) => {
                 Error::Unavailable(format!("database: {db}"))
+            }
+            // Contention that outlasted the store's retries: safe to retry.
+            StoreError::Database(db) if conveyor_platform::database::is_retryable(&db) => {
+                Error::Contended(db)
             }
             StoreError::Database(db) => Error::Internal(Box::new(db)),
             e @ StoreError::Corrupt(_) => Error::Internal(Box::new(e)),
@@ -153,6 +161,14 @@ impl From<Error> for Status {
                 info(&mut d, "STAGE_NOT_WAITING", &[("stage", stage.clone())]);
                 Code::FailedPrecondition
             }
+            Error::UpstreamNotPublished { pipeline, .. } => {
+                info(
+                    &mut d,
+                    "UPSTREAM_NOT_PUBLISHED",
+                    &[("pipeline", pipeline.clone())],
+                );
+                Code::FailedPrecondition
+            }
             Error::PermissionDenied { reason, .. } => {
                 info(&mut d, reason, &[]);
                 Code::PermissionDenied
@@ -181,6 +197,11 @@ impl From<Error> for Status {
                 tracing::warn!(reason = %why, "dependency unavailable");
                 info(&mut d, "UNAVAILABLE", &[]);
                 Code::Unavailable
+            }
+            Error::Contended(source) => {
+                tracing::warn!(error = %source, "database contention outlasted the retries");
+                info(&mut d, "DATABASE_CONTENTION", &[]);
+                Code::Aborted
             }
             Error::Internal(source) => {
                 tracing::error!(error = %source, "internal error");

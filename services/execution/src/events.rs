@@ -117,6 +117,25 @@ fn gate_thresholds(gate: &Gate) -> pb::FindingCounts {
     }
 }
 
+/// How an action with a gate was judged: its findings against the gate's
+/// thresholds; `None` for an action without a gate.
+pub fn gate_result(a: &ActionRun) -> Option<pb::GateResult> {
+    let gate = a.gate.as_ref()?;
+    let kind = gate_kind(&a.kind);
+    Some(pb::GateResult {
+        kind: kind as i32,
+        findings: Some(finding_counts(&a.findings)),
+        thresholds: Some(gate_thresholds(gate)),
+        passed: a.state == ActionState::Succeeded
+            && crate::engine::gate_violation(gate, &a.findings).is_none(),
+        security_control: !matches!(
+            kind,
+            pb::GateKind::Unspecified | pb::GateKind::CodeQuality | pb::GateKind::ModelQuality
+        ),
+        report: None,
+    })
+}
+
 /// What the execution did in production: the first production stage that
 /// started deploying.
 fn production(s: &Snapshot) -> Option<ev::ProductionDeployment> {
@@ -393,8 +412,7 @@ pub fn outgoing(s: &Snapshot, artifacts: &EventArtifacts) -> Vec<Outgoing> {
                     }),
                     worker: a.worker.clone(),
                 };
-                if let Some(gate) = &a.gate {
-                    let kind = gate_kind(&a.kind);
+                if let Some(result) = gate_result(a) {
                     out.push(event(
                         "execution.gate.evaluated",
                         format!("{name}/actionRuns/{}", a.id),
@@ -402,17 +420,11 @@ pub fn outgoing(s: &Snapshot, artifacts: &EventArtifacts) -> Vec<Outgoing> {
                             context: Some(context(e)),
                             stage: Some(stage_context(st)),
                             action: Some(action_context.clone()),
-                            kind: kind as i32,
-                            findings: Some(finding_counts(&a.findings)),
-                            thresholds: Some(gate_thresholds(gate)),
-                            passed: a.state == ActionState::Succeeded
-                                && crate::engine::gate_violation(gate, &a.findings).is_none(),
-                            security_control: !matches!(
-                                kind,
-                                pb::GateKind::Unspecified
-                                    | pb::GateKind::CodeQuality
-                                    | pb::GateKind::ModelQuality
-                            ),
+                            kind: result.kind,
+                            findings: result.findings,
+                            thresholds: result.thresholds,
+                            passed: result.passed,
+                            security_control: result.security_control,
                             report: None,
                         }),
                     ));

@@ -223,6 +223,32 @@ pub struct Execution {
     /// W3C trace context of the call that started it: every later change,
     /// dispatch, event and worker attempt is a span of this one trace.
     pub traceparent: String,
+    /// The upstream pipelines' artifacts this execution takes, pinned when
+    /// it started; every action gets them as inputs.
+    pub upstream: Vec<UpstreamPin>,
+    /// `pipelines/P/executions/E` of the upstream execution whose publish
+    /// started this one; empty when started otherwise.
+    pub triggered_by: String,
+}
+
+/// One upstream artifact an execution pinned: which execution of which
+/// pipeline published it, under which name, with which digest.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpstreamPin {
+    pub pipeline: String,
+    pub execution_id: String,
+    pub name: String,
+    pub digest: String,
+    pub size_bytes: i64,
+    pub commit_sha: String,
+}
+
+impl UpstreamPin {
+    /// Where the pin lands in the workspace, under `$CONVEYOR_ARTIFACTS_DIR`.
+    pub fn input_name(&self) -> String {
+        format!("upstream/{}/{}", self.pipeline, self.name)
+    }
 }
 
 /// A commit carried by an execution.
@@ -486,6 +512,8 @@ pub struct ActionRun {
     pub end_time: Option<DateTime<Utc>>,
     /// SARIF reports the action writes, relative to its workspace.
     pub sarif: Vec<String>,
+    /// Files the worker checks against JSON Schemas after the command.
+    pub validate: Vec<conveyor_definitions::spec::SchemaCheck>,
     pub gate: Option<Gate>,
     /// What the last report found.
     pub findings: Findings,

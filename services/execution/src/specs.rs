@@ -31,6 +31,32 @@ pub enum SpecError {
 pub trait SpecSource: Send + Sync + 'static {
     /// The current revision of `pipeline` (its id, not its resource name).
     async fn current(&self, pipeline: &str) -> Result<Pinned, SpecError>;
+
+    /// The pipelines whose current revision takes artifacts from
+    /// `upstream` (ids, not resource names), in name order.
+    async fn downstream(&self, upstream: &str) -> Result<Vec<String>, SpecError>;
+}
+
+/// Pages through a listing until its last page.
+async fn all_pages<F, Fut>(mut page: F) -> Result<Vec<String>, SpecError>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<String>, String), SpecError>>,
+{
+    let mut names = Vec::new();
+    let mut token = String::new();
+    loop {
+        let (found, next) = page(token).await?;
+        names.extend(found);
+        if next.is_empty() {
+            return Ok(names);
+        }
+        token = next;
+    }
+}
+
+fn id(name: &str) -> String {
+    name.strip_prefix("pipelines/").unwrap_or(name).to_owned()
 }
 
 fn pinned(
@@ -67,6 +93,25 @@ impl SpecSource for Definitions {
         let r = record.revision;
         pinned(pipeline, r.revision, r.spec_sha256, &r.canonical_spec)
     }
+
+    async fn downstream(&self, upstream: &str) -> Result<Vec<String>, SpecError> {
+        let filter = conveyor_definitions::store::ListFilter {
+            upstream: Some(upstream.to_owned()),
+            ..Default::default()
+        };
+        all_pages(|token| {
+            let filter = filter.clone();
+            async move {
+                let page = self
+                    .list(filter, 500, &token)
+                    .await
+                    .map_err(|e| SpecError::Unavailable(e.to_string()))?;
+                let names = page.items.into_iter().map(|p| id(&p.name)).collect();
+                Ok((names, page.next_page_token))
+            }
+        })
+        .await
+    }
 }
 
 #[async_trait::async_trait]
@@ -87,5 +132,23 @@ impl SpecSource for conveyor_api::pipelines::PipelineClient {
             })?;
         let r = p.revision.unwrap_or_default();
         pinned(pipeline, r.revision, r.spec_sha256, &r.canonical_spec)
+    }
+
+    async fn downstream(&self, upstream: &str) -> Result<Vec<String>, SpecError> {
+        use conveyor_api::definitions::v1 as pb;
+        all_pages(|page_token| async move {
+            let page = self
+                .list(pb::ListPipelinesRequest {
+                    page_size: 500,
+                    page_token,
+                    upstream: format!("pipelines/{upstream}"),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|status| SpecError::Unavailable(status.message().to_owned()))?;
+            let names = page.pipelines.iter().map(|p| id(&p.name)).collect();
+            Ok((names, page.next_page_token))
+        })
+        .await
     }
 }

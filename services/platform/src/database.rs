@@ -134,7 +134,7 @@ where
         match op().await {
             Err(e) if attempt < attempts && is_retryable(&e) => {
                 tracing::debug!(what, attempt, error = %e, "retrying transaction");
-                tokio::time::sleep(Duration::from_millis(5 << attempt.min(6))).await;
+                back_off(attempt).await;
                 attempt += 1;
             }
             result => {
@@ -195,11 +195,22 @@ where
                 if let Some(e) = cause {
                     tracing::debug!(attempt, error = %e, "retrying transaction");
                 }
-                tokio::time::sleep(Duration::from_millis(2 << attempt.min(6))).await;
+                back_off(attempt).await;
                 attempt += 1;
             }
         }
     }
+}
+
+/// Waits before trying again after `attempt`: exponential (4 ms doubling to
+/// 128 ms), each wait drawn from its upper half so that writers which collided
+/// do not collide again in lockstep.
+async fn back_off(attempt: u32) {
+    let ceiling = 2_u64 << attempt.min(6);
+    let mut bytes = [0_u8; 8];
+    let random = getrandom::fill(&mut bytes).map_or(0, |()| u64::from_le_bytes(bytes));
+    let wait = ceiling / 2 + random % (ceiling / 2 + 1);
+    tokio::time::sleep(Duration::from_millis(wait)).await;
 }
 
 /// The backend's name, for logs.

@@ -8,6 +8,7 @@ mod artifacts;
 mod checkout;
 pub mod runner;
 pub mod sarif;
+mod schema;
 mod ship;
 
 use std::collections::HashMap;
@@ -338,6 +339,15 @@ async fn run_attempt(
         {
             outcome = pb::TaskOutcome::Failed;
             message = why;
+        }
+    }
+    if outcome == pb::TaskOutcome::Succeeded && !task.schema_checks.is_empty() {
+        match schema::check(&workspace, &task.schema_checks) {
+            Ok(checked) => tracing::info!(documents = checked, "schema checks passed"),
+            Err(why) => {
+                outcome = pb::TaskOutcome::Failed;
+                message = why;
+            }
         }
     }
     let mut artifacts = Vec::new();

@@ -5,6 +5,7 @@ pub mod holds;
 pub mod metrics;
 pub mod notify;
 pub mod pipeline;
+mod provenance;
 pub mod run;
 
 use crate::output::OutputFormat;

@@ -93,6 +93,9 @@ pub struct ListArgs {
     project: Option<String>,
     #[arg(long = "type", value_parser = parse_type)]
     pipeline_type: Option<PipelineType>,
+    /// Only pipelines that take artifacts from this pipeline (spec.upstream).
+    #[arg(long, value_name = "PIPELINE")]
+    upstream: Option<String>,
 }
 
 #[derive(Args)]
@@ -361,6 +364,11 @@ async fn list(ctx: &Context, args: ListArgs) -> anyhow::Result<ExitCode> {
                     conveyor_definitions::api::pipeline_type_to_pb(t) as i32
                 }),
                 view: pb::PipelineView::Basic as i32,
+                upstream: args
+                    .upstream
+                    .as_deref()
+                    .map(|p| format!("pipelines/{}", p.trim_start_matches("pipelines/")))
+                    .unwrap_or_default(),
             })
             .await
             .map_err(to_anyhow)?;

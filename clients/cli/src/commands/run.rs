@@ -29,6 +29,10 @@ pub enum RunCommand {
     Approve(DecideArgs),
     /// Reject the stage of an execution that waits for approval; the execution fails.
     Reject(DecideArgs),
+    /// What an execution is traceable to: artifact digests, commits,
+    /// approvals, gate results, waves and targets, rollbacks, and the same
+    /// for the upstream executions whose artifacts it pinned.
+    Provenance(NameArgs),
 }
 
 #[derive(Args)]
@@ -60,6 +64,10 @@ pub struct StartArgs {
     /// Wait for the execution to end; exit 1 unless it succeeded.
     #[arg(long)]
     wait: bool,
+    /// Pin this upstream execution (`pipelines/P/executions/E`) instead of
+    /// its pipeline's newest publish.
+    #[arg(long, value_name = "EXECUTION")]
+    upstream: Option<String>,
 }
 
 #[derive(Args)]
@@ -132,6 +140,10 @@ pub async fn run(ctx: &Context, command: RunCommand) -> anyhow::Result<ExitCode>
                         author,
                         ..Default::default()
                     }),
+                    trigger: args.upstream.map(|upstream_execution| pb::Trigger {
+                        upstream_execution,
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 })
                 .await
@@ -149,6 +161,21 @@ pub async fn run(ctx: &Context, command: RunCommand) -> anyhow::Result<ExitCode>
             } else {
                 ExitCode::FAILURE
             })
+        }
+        RunCommand::Provenance(args) => {
+            let name = args.name.trim_end_matches("/provenance");
+            let p = client
+                .get_provenance(pb::GetProvenanceRequest {
+                    name: format!("{name}/provenance"),
+                })
+                .await
+                .map_err(to_anyhow)?
+                .into_inner();
+            match ctx.output {
+                OutputFormat::Json => output::print_json(&super::provenance::to_json(&p)),
+                OutputFormat::Table => super::provenance::print(&p, 0),
+            }
+            Ok(ExitCode::SUCCESS)
         }
         RunCommand::Get(args) => {
             let e = client

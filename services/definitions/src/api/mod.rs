@@ -93,6 +93,10 @@ impl PipelineService for PipelineApi {
         let filter = ListFilter {
             project: (!r.project.is_empty()).then_some(r.project),
             pipeline_type: convert::pipeline_type(r.r#type, "type", false)?,
+            upstream: match r.upstream.as_str() {
+                "" => None,
+                name => Some(crate::domain::pipeline_id(name, "upstream")?.to_owned()),
+            },
         };
         let page = self
             .definitions

@@ -59,6 +59,29 @@ pub struct Spec {
     pub gates: Gates,
     #[serde(default)]
     pub notifications: Vec<NotificationRule>,
+    /// Pipelines whose published artifacts this one takes: every execution
+    /// pins one execution of each, and a new publish can start this one.
+    /// Left out of the canonical form when empty, so that specs stored
+    /// before it existed keep their digest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upstream: Vec<Upstream>,
+}
+
+/// Another pipeline's published artifacts, taken as inputs (DPRA overview:
+/// accounts → images → application; configuration → the running application).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Upstream {
+    /// The upstream pipeline's name.
+    pub pipeline: String,
+    /// Which of its package and SBOM artifacts to take, by declared name;
+    /// empty takes all of them.
+    #[serde(default)]
+    pub artifacts: Vec<String>,
+    /// Whether each successful trunk execution of the upstream pipeline
+    /// starts an execution of this one.
+    #[serde(default = "yes")]
+    pub trigger: bool,
 }
 
 #[derive(
@@ -205,6 +228,23 @@ pub struct Action {
     pub env: BTreeMap<String, String>,
     #[serde(default)]
     pub outputs: Outputs,
+    /// JSON documents the worker checks against JSON Schemas after the
+    /// command succeeds; any violation fails the action (DPRA: an invalid
+    /// configuration fails the build). Left out of the canonical form when
+    /// empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub validate: Vec<SchemaCheck>,
+}
+
+/// Files that must be valid instances of a JSON Schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SchemaCheck {
+    /// The schema (JSON, draft 2020-12 unless it says otherwise in
+    /// `$schema`), relative to the workspace.
+    pub schema: String,
+    /// JSON documents to check, relative to the workspace.
+    pub files: Vec<String>,
 }
 
 fn default_timeout() -> Dur {

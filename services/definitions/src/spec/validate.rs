@@ -103,6 +103,32 @@ impl Validator {
         }
         self.metadata(&doc.metadata);
         self.spec(&doc.spec);
+        self.upstream(&doc.spec.upstream, &doc.metadata.name);
+    }
+
+    fn upstream(&mut self, upstream: &[Upstream], own_name: &str) {
+        self.list_len("spec.upstream", upstream, 0, MAX_LIST);
+        self.unique(
+            upstream
+                .iter()
+                .enumerate()
+                .map(|(i, u)| (format!("spec.upstream[{i}].pipeline"), u.pipeline.as_str())),
+            "upstream pipeline",
+        );
+        for (i, u) in upstream.iter().enumerate() {
+            let field = format!("spec.upstream[{i}]");
+            self.name(&format!("{field}.pipeline"), &u.pipeline);
+            if u.pipeline == own_name {
+                self.err(
+                    format!("{field}.pipeline"),
+                    "a pipeline cannot take artifacts from itself",
+                );
+            }
+            self.list_len(&format!("{field}.artifacts"), &u.artifacts, 0, MAX_LIST);
+            for (j, name) in u.artifacts.iter().enumerate() {
+                self.relative_path(&format!("{field}.artifacts[{j}]"), name);
+            }
+        }
     }
 
     fn metadata(&mut self, m: &Metadata) {
@@ -302,6 +328,7 @@ impl Validator {
             self.name(&format!("{af}.pool"), &action.pool);
             self.env(&format!("{af}.env"), &action.env);
             self.outputs(&format!("{af}.outputs"), &action.outputs);
+            self.schema_checks(&format!("{af}.validate"), &action.validate);
             self.list_len(
                 &format!("{af}.needs"),
                 &action.needs,
@@ -376,6 +403,17 @@ impl Validator {
         }
         if let Some(sbom) = &o.sbom {
             self.relative_path(&format!("{field}.sbom"), sbom);
+        }
+    }
+
+    fn schema_checks(&mut self, field: &str, checks: &[SchemaCheck]) {
+        self.list_len(field, checks, 0, MAX_LIST);
+        for (i, check) in checks.iter().enumerate() {
+            self.relative_path(&format!("{field}[{i}].schema"), &check.schema);
+            self.list_len(&format!("{field}[{i}].files"), &check.files, 1, MAX_LIST);
+            for (j, file) in check.files.iter().enumerate() {
+                self.relative_path(&format!("{field}[{i}].files[{j}]"), file);
+            }
         }
     }
 

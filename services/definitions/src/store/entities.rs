@@ -104,3 +104,22 @@ pub mod request {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod upstream {
+    use sea_orm::entity::prelude::*;
+
+    /// A pipeline's current revision takes artifacts from `upstream`.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "pipeline_upstreams")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub pipeline_id: i64,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub upstream: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -17,7 +17,7 @@ use sea_orm::{
     QuerySelect, SqlErr,
 };
 
-use entities::{pipeline, request, revision};
+use entities::{pipeline, request, revision, upstream};
 pub use migration::Migrator;
 pub use records::{NewRevision, PipelineRecord, RevisionRecord, SourceFormat};
 
@@ -81,6 +81,8 @@ impl Op {
 pub struct ListFilter {
     pub project: Option<String>,
     pub pipeline_type: Option<PipelineType>,
+    /// Only pipelines that take artifacts from this pipeline (its name).
+    pub upstream: Option<String>,
 }
 
 #[derive(Clone)]
@@ -205,6 +207,17 @@ impl Store {
         if let Some(t) = filter.pipeline_type {
             query = query.filter(pipeline::Column::PipelineType.eq(t.as_str()));
         }
+        if let Some(name) = &filter.upstream {
+            query = query.filter(
+                pipeline::Column::Id.in_subquery(
+                    sea_orm::sea_query::Query::select()
+                        .column(upstream::Column::PipelineId)
+                        .from(upstream::Entity)
+                        .and_where(upstream::Column::Upstream.eq(name.as_str()))
+                        .to_owned(),
+                ),
+            );
+        }
         let pipelines = query.all(&self.db).await?;
         if pipelines.is_empty() {
             return Ok(Vec::new());
@@ -247,6 +260,7 @@ impl Store {
                     .await?
                     .ok_or_else(|| StoreError::NotFound(name.clone()))?;
                 check_etag(&current, etag.as_deref())?;
+                set_upstream(txn, current.id, &[]).await?;
                 revision::Entity::delete_many()
                     .filter(revision::Column::PipelineId.eq(current.id))
                     .exec(txn)
@@ -396,6 +410,7 @@ async fn insert_pipeline(
         Err(e) => return Err(e.into()),
     };
     let rev = insert_revision(txn, p.id, 1, &new, now).await?;
+    set_upstream(txn, p.id, &new.upstream).await?;
     Ok(Written {
         pipeline: records::pipeline_record(p.clone(), records::revision_record(&p.name, rev)?)?,
         created: true,
@@ -455,6 +470,7 @@ async fn append_revision(
         return Err(StoreError::Conflict(current.name));
     }
     let rev = insert_revision(txn, current.id, next, &new, now).await?;
+    set_upstream(txn, current.id, &new.upstream).await?;
     let p = pipeline::Model {
         current_revision: next,
         etag,
@@ -469,6 +485,27 @@ async fn append_revision(
         created: false,
         revision_created: true,
     })
+}
+
+/// Makes `upstream` the pipelines `pipeline_id` takes artifacts from.
+async fn set_upstream(
+    txn: &DatabaseTransaction,
+    pipeline_id: i64,
+    upstream: &[String],
+) -> Result<(), StoreError> {
+    upstream::Entity::delete_many()
+        .filter(upstream::Column::PipelineId.eq(pipeline_id))
+        .exec(txn)
+        .await?;
+    if !upstream.is_empty() {
+        upstream::Entity::insert_many(upstream.iter().map(|name| upstream::ActiveModel {
+            pipeline_id: Set(pipeline_id),
+            upstream: Set(name.clone()),
+        }))
+        .exec(txn)
+        .await?;
+    }
+    Ok(())
 }
 
 async fn insert_revision(

@@ -68,6 +68,8 @@ pub struct NewRevision {
     pub project: String,
     pub pipeline_type: PipelineType,
     pub labels: BTreeMap<String, String>,
+    /// The pipelines whose artifacts it takes (`spec.upstream`).
+    pub upstream: Vec<String>,
     pub author: String,
     pub message: String,
     pub source: String,

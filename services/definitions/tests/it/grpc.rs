@@ -436,6 +436,74 @@ on_every_backend!(list_pages_and_filters, |server| {
     assert_eq!(garbage.code(), Code::InvalidArgument);
 });
 
+on_every_backend!(list_filters_by_upstream_pipeline, |server| {
+    let c = &mut server.client;
+    let with_upstream = |name: &str, upstream: &[&str]| {
+        let mut yaml = template(PipelineType::Application, name, "retail");
+        if !upstream.is_empty() {
+            let list: Vec<String> = upstream
+                .iter()
+                .map(|u| format!("    - {{pipeline: {u}}}"))
+                .collect();
+            yaml.push_str(&format!("  upstream:\n{}\n", list.join("\n")));
+        }
+        yaml
+    };
+    let downstream = |c: &mut pb::pipeline_service_client::PipelineServiceClient<_>, of: &str| {
+        let request = pb::ListPipelinesRequest {
+            upstream: format!("pipelines/{of}"),
+            ..Default::default()
+        };
+        let mut c = c.clone();
+        async move {
+            let page = c.list_pipelines(request).await.expect("list").into_inner();
+            page.pipelines
+                .into_iter()
+                .map(|p| p.name)
+                .collect::<Vec<_>>()
+        }
+    };
+    for (name, upstream) in [
+        ("image", &[][..]),
+        ("config", &[][..]),
+        ("app", &["image", "config"][..]),
+        ("worker", &["image"][..]),
+    ] {
+        c.apply_pipeline(apply(&with_upstream(name, upstream)))
+            .await
+            .expect("apply");
+    }
+    assert_eq!(
+        downstream(c, "image").await,
+        vec!["pipelines/app", "pipelines/worker"]
+    );
+    assert_eq!(downstream(c, "config").await, vec!["pipelines/app"]);
+    // A new revision replaces the list; a delete removes it.
+    c.apply_pipeline(apply(&with_upstream("app", &["config"])))
+        .await
+        .expect("revise");
+    assert_eq!(downstream(c, "image").await, vec!["pipelines/worker"]);
+    c.delete_pipeline(pb::DeletePipelineRequest {
+        name: "pipelines/worker".into(),
+        ..Default::default()
+    })
+    .await
+    .expect("delete");
+    assert!(downstream(c, "image").await.is_empty());
+    assert_eq!(downstream(c, "config").await, vec!["pipelines/app"]);
+    let bad = c
+        .list_pipelines(pb::ListPipelinesRequest {
+            upstream: "image".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("not a resource name");
+    assert_eq!(
+        bad.get_details_bad_request().expect("br").field_violations[0].field,
+        "upstream"
+    );
+});
+
 on_every_backend!(request_ids_make_mutations_idempotent, |server| {
     let c = &mut server.client;
     let yaml = template(PipelineType::DynamicConfiguration, "flags", "retail");

@@ -396,6 +396,40 @@ const CASES: &[(&str, &str, Mutation)] = &[
     ("gate threshold negative", "spec.gates.sast.high", |d| {
         d["spec"]["gates"] = json!({"sast": {"high": -1}})
     }),
+    (
+        "upstream is the pipeline itself",
+        "spec.upstream[0].pipeline",
+        |d| d["spec"]["upstream"] = json!([{"pipeline": d["metadata"]["name"].clone()}]),
+    ),
+    ("upstream named twice", "spec.upstream[1].pipeline", |d| {
+        d["spec"]["upstream"] = json!([{"pipeline": "image"}, {"pipeline": "image"}])
+    }),
+    (
+        "upstream artifact leaves the workspace",
+        "spec.upstream[0].artifacts[0]",
+        |d| d["spec"]["upstream"] = json!([{"pipeline": "image", "artifacts": ["../x"]}]),
+    ),
+    (
+        "schema check without files",
+        "spec.stages[0].actions[0].validate[0].files",
+        |d| {
+            d["spec"]["stages"][0]["actions"][0]["validate"] =
+                json!([{"schema": "s.json", "files": []}])
+        },
+    ),
+    (
+        "schema outside the workspace",
+        "spec.stages[0].actions[0].validate[0].schema",
+        |d| {
+            d["spec"]["stages"][0]["actions"][0]["validate"] =
+                json!([{"schema": "/etc/s.json", "files": ["c.json"]}])
+        },
+    ),
+    (
+        "upstream with an unknown field",
+        "spec.upstream[0].branch",
+        |d| d["spec"]["upstream"] = json!([{"pipeline": "image", "branch": "main"}]),
+    ),
 ];
 
 #[test]

@@ -158,6 +158,7 @@ pub fn action(e: &Execution, stage: &str, a: &ActionRun) -> pb::ActionRun {
         queue_time: opt_time(a.queue_time),
         start_time: opt_time(a.start_time),
         end_time: opt_time(a.end_time),
+        gate: crate::events::gate_result(a),
         ..Default::default()
     }
 }
@@ -216,7 +217,115 @@ pub fn execution(s: &Snapshot, full: bool) -> pb::Execution {
         end_time: opt_time(e.end_time),
         update_time: Some(timestamp(e.update_time)),
         parameters: e.parameters.clone().into_iter().collect(),
+        trigger: Some(trigger(e)),
+        upstream_artifacts: e.upstream.iter().map(upstream_ref).collect(),
+        rollback: rollback(s),
         ..Default::default()
+    }
+}
+
+/// The automatic rollback, from the stage that ran rollback runs.
+fn rollback(s: &Snapshot) -> Option<pb::Rollback> {
+    let mut runs: Vec<&ActionRun> = s.actions.iter().filter(|a| a.rollback).collect();
+    let first = runs.first()?;
+    let st = s.stages.iter().find(|st| st.index == first.stage_index)?;
+    let state = match st.state {
+        StageState::RollingBack => pb::RollbackState::InProgress,
+        StageState::RolledBack => pb::RollbackState::Succeeded,
+        _ => pb::RollbackState::Failed,
+    };
+    let restored_execution = first
+        .env
+        .get(ROLLBACK_EXECUTION_ENV)
+        .map(|id| format!("pipelines/{}/executions/{id}", s.execution.pipeline))
+        .unwrap_or_default();
+    // Stage reasons quote the alarm as `alarm "NAME" fired`; a failed
+    // action names none.
+    let alarm = st
+        .state_reason
+        .strip_prefix("alarm \"")
+        .and_then(|rest| rest.split_once('"'))
+        .map(|(name, _)| format!("alarms/{name}"))
+        .unwrap_or_default();
+    // Newest wave first, the order they were restored in.
+    runs.sort_by_key(|a| std::cmp::Reverse(a.wave));
+    let mut targets: Vec<common::Target> = Vec::new();
+    for (account, region) in runs.iter().filter_map(|a| a.target.as_ref()) {
+        if !targets
+            .iter()
+            .any(|t| &t.account == account && &t.region == region)
+        {
+            targets.push(common::Target {
+                account: account.clone(),
+                region: region.clone(),
+            });
+        }
+    }
+    let start_time = runs.iter().filter_map(|a| a.queue_time).min();
+    let end_time = (state != pb::RollbackState::InProgress)
+        .then(|| runs.iter().filter_map(|a| a.end_time).max())
+        .flatten();
+    Some(pb::Rollback {
+        state: state as i32,
+        alarm,
+        reason: st.state_reason.clone(),
+        stage: st.name.clone(),
+        wave: st.current_wave + 1,
+        restored_artifact: None,
+        restored_execution,
+        targets,
+        start_time: opt_time(start_time),
+        end_time: opt_time(end_time),
+    })
+}
+
+/// What started the execution: an upstream publish, else the caller.
+fn trigger(e: &Execution) -> pb::Trigger {
+    let kind = if e.triggered_by.is_empty() {
+        pb::TriggerKind::Api
+    } else {
+        pb::TriggerKind::UpstreamArtifact
+    };
+    let upstream_artifact = (!e.triggered_by.is_empty())
+        .then(|| {
+            e.upstream
+                .iter()
+                .find(|p| {
+                    e.triggered_by
+                        == format!("pipelines/{}/executions/{}", p.pipeline, p.execution_id)
+                })
+                .map(upstream_ref)
+        })
+        .flatten();
+    pb::Trigger {
+        kind: kind as i32,
+        principal: Some(common::Principal {
+            id: e.author.clone(),
+            groups: Vec::new(),
+        }),
+        upstream_execution: e.triggered_by.clone(),
+        upstream_artifact,
+    }
+}
+
+fn upstream_ref(p: &UpstreamPin) -> common::ArtifactRef {
+    common::ArtifactRef {
+        digest: p.digest.clone(),
+        name: p.name.clone(),
+        size_bytes: p.size_bytes,
+        commit_sha: p.commit_sha.clone(),
+        execution: format!("pipelines/{}/executions/{}", p.pipeline, p.execution_id),
+    }
+}
+
+/// An execution's provenance, its upstream executions' nested in it.
+pub fn provenance(node: &crate::domain::ProvenanceNode) -> pb::Provenance {
+    let mut execution = execution(&node.snapshot, true);
+    attach_artifacts(&mut execution, &node.snapshot, &node.artifacts);
+    pb::Provenance {
+        name: format!("{}/provenance", execution.name),
+        execution: Some(execution),
+        upstream: node.upstream.iter().map(provenance).collect(),
     }
 }
 
@@ -348,6 +457,14 @@ pub fn task(
                 path: path.clone(),
                 kind: artifact_kind(kind) as i32,
                 required: true,
+            })
+            .collect(),
+        schema_checks: a
+            .validate
+            .iter()
+            .map(|c| pb::SchemaCheck {
+                schema: c.schema.clone(),
+                files: c.files.clone(),
             })
             .collect(),
         ..Default::default()

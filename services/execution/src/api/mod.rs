@@ -113,6 +113,13 @@ impl ExecutionService for ExecutionApi {
                     .collect(),
                 request_id: (!r.request_id.is_empty()).then_some(r.request_id),
                 parameters: r.parameters.into_iter().collect(),
+                upstream_executions: r
+                    .trigger
+                    .map(|t| t.upstream_execution)
+                    .filter(|name| !name.is_empty())
+                    .into_iter()
+                    .collect(),
+                triggered_by: String::new(),
             })
             .await?;
         Ok(Response::new(convert::execution(&started, true)))
@@ -132,6 +139,25 @@ impl ExecutionService for ExecutionApi {
             convert::attach_artifacts(&mut execution, &snapshot, &stored);
         }
         Ok(Response::new(execution))
+    }
+
+    async fn get_provenance(
+        &self,
+        request: Request<pb::GetProvenanceRequest>,
+    ) -> Result<Response<pb::Provenance>, Status> {
+        let r = request.into_inner();
+        let execution = r.name.strip_suffix("/provenance").ok_or_else(|| {
+            Error::invalid(
+                "name",
+                format!(
+                    "{:?} is not \"pipelines/{{pipeline}}/executions/{{execution}}/provenance\"",
+                    r.name
+                ),
+            )
+        })?;
+        let (pipeline, id) = convert::parse_execution_name(execution)?;
+        let node = self.executions.provenance(pipeline, id).await?;
+        Ok(Response::new(convert::provenance(&node)))
     }
 
     async fn list_executions(

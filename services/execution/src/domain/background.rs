@@ -61,6 +61,10 @@ impl Executions {
         }
         changed += self.wake(None).await?;
         changed += self.tick_rollouts().await?;
+        match self.fire_triggers().await {
+            Ok(started) => changed += started,
+            Err(e) => tracing::warn!(error = %e, "firing triggers failed"),
+        }
         if changed > 0 {
             self.relay_now.notify_one();
         }
@@ -104,6 +108,14 @@ impl Executions {
         }
         if released {
             self.wake(Some(&s.execution.pipeline)).await?;
+        }
+        let published = s.transitions.contains(&Transition::ExecutionFinished)
+            && s.execution.state == ExecutionState::Succeeded
+            && !s.execution.build_only;
+        if published {
+            // Off the caller's path (a worker's report, say): the
+            // reconciler's task fires it now, and every pass retries.
+            self.triggers_now.notify_one();
         }
         self.relay_now.notify_one();
         Ok(())
@@ -296,9 +308,17 @@ impl Executions {
             let mut ticker = tokio::time::interval(interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                ticker.tick().await;
-                if let Err(e) = this.reconcile().await {
-                    tracing::warn!(error = %e, "reconciler pass failed");
+                tokio::select! {
+                    _ = ticker.tick() => {
+                        if let Err(e) = this.reconcile().await {
+                            tracing::warn!(error = %e, "reconciler pass failed");
+                        }
+                    }
+                    _ = this.triggers_now.notified() => {
+                        if let Err(e) = this.fire_triggers().await {
+                            tracing::warn!(error = %e, "firing triggers failed");
+                        }
+                    }
                 }
             }
         })

@@ -3,6 +3,9 @@
 //! recover attempts whose worker went away.
 
 mod background;
+mod upstream;
+
+pub use upstream::{ProvenanceNode, TRIGGER_AUTHOR, execution_name};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +40,11 @@ pub struct StartRequest {
     pub request_id: Option<String>,
     /// Exposed to every action as CONVEYOR_PARAM_<KEY>.
     pub parameters: std::collections::BTreeMap<String, String>,
+    /// Upstream executions to pin (`pipelines/P/executions/E`) instead of
+    /// each upstream pipeline's newest publish.
+    pub upstream_executions: Vec<String>,
+    /// The upstream execution whose publish starts this one, if any.
+    pub triggered_by: String,
 }
 
 #[derive(Clone)]
@@ -46,6 +54,8 @@ pub struct Executions {
     queue: Arc<dyn Queue>,
     /// Wakes the outbox relay after a commit, so dispatch is not a poll away.
     relay_now: Arc<Notify>,
+    /// Wakes the reconciler's task to start downstream pipelines of a publish.
+    triggers_now: Arc<Notify>,
     /// How long a claimed attempt stays leased without a heartbeat.
     pub lease: Duration,
     /// Queued attempts not claimed for this long are dispatched again
@@ -72,6 +82,7 @@ impl Executions {
             specs,
             queue,
             relay_now: Arc::new(Notify::new()),
+            triggers_now: Arc::new(Notify::new()),
             lease,
             redispatch_after: Duration::from_secs(30),
             log_limit_bytes: 1 << 20,
@@ -108,6 +119,9 @@ impl Executions {
         check_earlier_commits(&request.earlier_commits)?;
         let pinned = self.specs.current(&request.pipeline).await?;
         let spec = &pinned.document.spec;
+        let upstream = self
+            .pin_upstream(&spec.upstream, &request.upstream_executions)
+            .await?;
         let branch = if request.branch.is_empty() {
             spec.source.trunk.clone()
         } else {
@@ -148,6 +162,8 @@ impl Executions {
             commit_time: request.commit_time,
             parameters: request.parameters,
             traceparent: conveyor_platform::telemetry::traceparent(),
+            upstream,
+            triggered_by: request.triggered_by,
             create_time: now,
             end_time: None,
             update_time: now,

@@ -139,6 +139,7 @@ pub fn plan(
                     start_time: None,
                     end_time: None,
                     sarif: action.outputs.sarif.clone(),
+                    validate: action.validate.clone(),
                     gate: gate_for(action.kind, &doc.spec.gates),
                     findings: Findings::default(),
                     wave,

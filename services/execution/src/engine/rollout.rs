@@ -160,6 +160,7 @@ pub(super) fn start_rollback(
             // A rollback deploys stored artifacts; it stores none.
             outputs: Vec::new(),
             sarif: Vec::new(),
+            validate: Vec::new(),
             dirty: true,
             ..template
         });

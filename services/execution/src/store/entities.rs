@@ -37,6 +37,11 @@ pub mod execution {
         #[sea_orm(column_type = "Text")]
         pub commits: String,
         pub traceparent: String,
+        /// JSON array of the upstream artifacts pinned at start.
+        #[sea_orm(column_type = "Text")]
+        pub upstream: String,
+        /// The upstream execution whose publish started this one, if any.
+        pub triggered_by: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -126,6 +131,9 @@ pub mod action_run {
         /// JSON array of SARIF paths.
         #[sea_orm(column_type = "Text")]
         pub sarif: String,
+        /// JSON array of the schema checks the worker runs.
+        #[sea_orm(column_type = "Text")]
+        pub validate: String,
         /// JSON of the gate, or "" when none.
         #[sea_orm(column_type = "Text")]
         pub gate: String,
@@ -329,6 +337,26 @@ pub mod data_point {
         pub pipeline: String,
         pub count: i64,
         pub observe_time: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod pending_trigger {
+    use sea_orm::entity::prelude::*;
+
+    /// A successful trunk execution whose downstream pipelines have not all
+    /// been started yet; written in the transaction that ends it.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "pending_triggers")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub execution_id: String,
+        pub pipeline: String,
+        pub create_time: DateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

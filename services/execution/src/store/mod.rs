@@ -9,6 +9,7 @@ mod entities;
 mod logs;
 mod migration;
 mod rows;
+mod upstream;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -738,6 +739,12 @@ async fn save(
         action.dirty = false;
     }
     sync_locks(txn, s).await?;
+    if s.transitions.contains(&Transition::ExecutionFinished)
+        && s.execution.state == ExecutionState::Succeeded
+        && !s.execution.build_only
+    {
+        upstream::add_pending(txn, &s.execution).await?;
+    }
     let artifacts = if crate::events::names_artifacts(s) {
         artifacts::for_events(txn, s).await?
     } else {

@@ -27,6 +27,8 @@ pub fn execution_from(m: execution::Model) -> Result<Execution, StoreError> {
             land_time: m.create_time,
         });
     }
+    let upstream = serde_json::from_str(&m.upstream)
+        .map_err(|e| corrupt(format!("execution {}: upstream: {e}", m.id)))?;
     Ok(Execution {
         state: ExecutionState::parse(&m.state)
             .ok_or_else(|| corrupt(format!("execution {}: state {:?}", m.id, m.state)))?,
@@ -52,6 +54,8 @@ pub fn execution_from(m: execution::Model) -> Result<Execution, StoreError> {
         parameters,
         commits,
         traceparent: m.traceparent,
+        upstream,
+        triggered_by: m.triggered_by,
     })
 }
 
@@ -81,6 +85,8 @@ pub fn execution_active(e: &Execution, request_id: Option<String>) -> execution:
         parameters: Set(serde_json::to_string(&e.parameters).unwrap_or_else(|_| "{}".to_owned())),
         commits: Set(json(&e.commits)),
         traceparent: Set(e.traceparent.clone()),
+        upstream: Set(json(&e.upstream)),
+        triggered_by: Set(e.triggered_by.clone()),
     }
 }
 
@@ -155,6 +161,8 @@ fn json<T: serde::Serialize>(value: &T) -> String {
 pub fn action_from(m: action_run::Model) -> Result<ActionRun, StoreError> {
     let sarif = serde_json::from_str(&m.sarif)
         .map_err(|e| corrupt(format!("action {}: sarif: {e}", m.id)))?;
+    let validate = serde_json::from_str(&m.validate)
+        .map_err(|e| corrupt(format!("action {}: validate: {e}", m.id)))?;
     let gate = if m.gate.is_empty() {
         None
     } else {
@@ -194,6 +202,7 @@ pub fn action_from(m: action_run::Model) -> Result<ActionRun, StoreError> {
         start_time: m.start_time,
         end_time: m.end_time,
         sarif,
+        validate,
         gate,
         findings,
         wave: m.wave,
@@ -230,6 +239,7 @@ pub fn action_active(a: &ActionRun) -> action_run::ActiveModel {
         start_time: Set(a.start_time),
         end_time: Set(a.end_time),
         sarif: Set(json(&a.sarif)),
+        validate: Set(json(&a.validate)),
         gate: Set(a.gate.as_ref().map(json).unwrap_or_default()),
         findings: Set(json(&a.findings)),
         wave: Set(a.wave),

@@ -356,3 +356,55 @@ async fn an_approval_wait_ends_at_its_timeout() {
         backend.cleanup().await;
     }
 }
+
+/// A build whose configuration must match its schema: `settings.json` is
+/// written by the command, from `$SETTINGS`.
+fn schema_checked(repo: &std::path::Path, settings: &str) -> String {
+    format!(
+        r#"apiVersion: conveyor/v1
+kind: Pipeline
+metadata: {{name: config}}
+spec:
+  type: dynamic-configuration
+  source: {{repository: "{repo}"}}
+  stages:
+    - name: build
+      actions:
+        - name: schema
+          kind: schema-validation
+          run: |
+            echo '{{"type": "object", "properties": {{"maxConnections": {{"type": "integer", "minimum": 1}}}}, "required": ["maxConnections"]}}' > schema.json
+            echo '{settings}' > settings.json
+          validate:
+            - {{schema: schema.json, files: [settings.json]}}
+"#,
+        repo = repo.display()
+    )
+}
+
+on_every_backend!(an_invalid_configuration_fails_the_build, |cp, dir| {
+    let repo = git_repo(dir.path());
+    cp.start_worker();
+    cp.apply(&schema_checked(&repo, r#"{"maxConnections": 8}"#))
+        .await;
+    let valid = cp.start_execution("config", "").await;
+    let valid = cp.wait_done(&valid.name, Duration::from_secs(60)).await;
+    assert_eq!(
+        valid.state,
+        pb::ExecutionState::Succeeded as i32,
+        "{}",
+        valid.state_reason
+    );
+    cp.apply(&schema_checked(&repo, r#"{"maxConnections": 0}"#))
+        .await;
+    let invalid = cp.start_execution("config", "").await;
+    let invalid = cp.wait_done(&invalid.name, Duration::from_secs(60)).await;
+    assert_eq!(invalid.state, pb::ExecutionState::Failed as i32);
+    let reason = &invalid.stages[0].actions[0].failure_reason;
+    assert!(
+        reason.starts_with(
+            "schema validation failed (1 problem):\nsettings.json: at /maxConnections:"
+        ),
+        "{reason}"
+    );
+});

@@ -10,4 +10,5 @@ mod gates;
 mod holds;
 mod logs;
 mod support;
+mod upstream;
 mod waves;

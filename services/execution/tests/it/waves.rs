@@ -170,6 +170,17 @@ async fn an_alarm_during_bake_rolls_back_every_touched_target() {
             "newest wave first; the third wave never deployed",
         );
         assert_eq!(done.stages[1].state, pb::StageState::RolledBack as i32);
+        // The execution carries the rollback record: cause, targets, the
+        // execution restored.
+        let rollback = done.rollback.clone().expect("rollback record");
+        assert_eq!(rollback.state, pb::RollbackState::Succeeded as i32);
+        assert_eq!(rollback.alarm, "alarms/prod-errors");
+        assert_eq!(rollback.stage, "prod");
+        assert_eq!(rollback.restored_execution, good.name);
+        let targets: Vec<&str> = rollback.targets.iter().map(|t| t.region.as_str()).collect();
+        assert_eq!(targets, vec!["eu-west-1", "us-east-1"]);
+        assert!(rollback.end_time.is_some());
+        assert!(good.rollback.is_none());
         cp.stop().await;
         backend.cleanup().await;
     }

@@ -9,6 +9,7 @@ mod m20261127_000004_add_approval_deadline;
 mod m20261127_000005_add_parameters;
 mod m20261203_000006_add_commits_and_tier;
 mod m20261204_000007_add_traceparent;
+mod m20261204_000008_add_upstream;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000005_add_parameters::Migration),
             Box::new(m20261203_000006_add_commits_and_tier::Migration),
             Box::new(m20261204_000007_add_traceparent::Migration),
+            Box::new(m20261204_000008_add_upstream::Migration),
         ]
     }
 }
