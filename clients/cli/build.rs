@@ -1,5 +1,6 @@
-//! Embeds `examples/application/` in the binary, so `conveyor demo` needs
-//! nothing but itself: it writes the files into a fresh git repository.
+//! Embeds the examples `conveyor demo` runs (examples/application/, …) in
+//! the binary, so the demo needs nothing but itself: it writes an example's
+//! files into a fresh git repository.
 
 use std::path::{Path, PathBuf};
 
@@ -30,22 +31,32 @@ fn walk(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf, bool)>) {
     }
 }
 
+/// The examples `conveyor demo` runs, by directory under examples/.
+const EXAMPLES: &[&str] = &["application", "dynamic-configuration"];
+
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
-    let example = manifest.join("../../examples/application");
-    println!("cargo:rerun-if-changed={}", example.display());
-    let mut files = Vec::new();
-    walk(&example, &example, &mut files);
-    files.sort();
-    let mut code =
-        String::from("/// The files of examples/application: path, content, executable.\n");
-    code.push_str("pub const FILES: &[(&str, &[u8], bool)] = &[\n");
-    for (relative, path, executable) in &files {
-        println!("cargo:rerun-if-changed={}", path.display());
-        code.push_str(&format!(
-            "    ({relative:?}, include_bytes!({:?}), {executable}),\n",
-            path.display().to_string()
-        ));
+    let mut code = String::from(
+        "/// Each example's files: its directory under examples/, then (path, content, executable).\n",
+    );
+    code.push_str("/// One embedded file: its path in the example, its bytes, whether it is executable.\n");
+    code.push_str("pub type File = (&'static str, &'static [u8], bool);\n");
+    code.push_str("pub const EXAMPLES: &[(&str, &[File])] = &[\n");
+    for name in EXAMPLES {
+        let example = manifest.join("../../examples").join(name);
+        println!("cargo:rerun-if-changed={}", example.display());
+        let mut files = Vec::new();
+        walk(&example, &example, &mut files);
+        files.sort();
+        code.push_str(&format!("    ({name:?}, &[\n"));
+        for (relative, path, executable) in &files {
+            println!("cargo:rerun-if-changed={}", path.display());
+            code.push_str(&format!(
+                "        ({relative:?}, include_bytes!({:?}), {executable}),\n",
+                path.display().to_string()
+            ));
+        }
+        code.push_str("    ]),\n");
     }
     code.push_str("];\n");
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_default()).join("demo_files.rs");

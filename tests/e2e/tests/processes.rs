@@ -528,16 +528,21 @@ async fn losing_redis_contents_loses_no_execution() {
     c.env.cleanup().await;
 }
 
-/// The example application's DPRA pipeline, from commit to prod, on the
-/// services as separate processes with two workers: `conveyor demo` drives
-/// it against this control plane instead of its embedded one.
+/// The example application's DPRA pipeline, from commit to prod, then the
+/// dynamic-configuration pipeline's versions delivered to the running
+/// service, on the services as separate processes with two workers:
+/// `conveyor demo --type dynamic-configuration --break` drives them against
+/// this control plane instead of its embedded one. The third configuration
+/// version puts prod in maintenance and is rolled back; the service's
+/// processes never restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_example_pipeline_reaches_prod_across_processes() {
+async fn the_example_pipelines_reach_prod_across_processes() {
     let mut c = Cluster::start().await;
     c.start_worker("w1");
     c.start_worker("w2");
     let output = tokio::process::Command::new(binary("conveyor"))
         .arg("demo")
+        .args(["--type", "dynamic-configuration", "--break"])
         .arg("--control-plane")
         .arg(format!("http://127.0.0.1:{}", c.exec_port))
         .arg("--definitions")
@@ -556,21 +561,69 @@ async fn the_example_pipeline_reaches_prod_across_processes() {
         String::from_utf8_lossy(&output.stderr)
     );
     let summary = out.split("\nsummary\n").nth(1).expect("a summary");
-    assert!(summary.contains(": succeeded"), "{summary}");
-    assert!(summary.contains("prod   succeeded"), "{summary}");
+    let runs: Vec<&str> = summary
+        .lines()
+        .filter(|l| l.trim_start().starts_with("pipelines/"))
+        .collect();
+    assert_eq!(runs.len(), 4, "{summary}");
+    assert!(
+        runs[0].contains("demo-shop") && runs[0].contains(": succeeded"),
+        "{summary}"
+    );
+    for run in &runs[1..3] {
+        assert!(
+            run.contains("demo-config") && run.contains(": succeeded"),
+            "{summary}"
+        );
+    }
+    assert!(
+        runs[3].contains("demo-config") && runs[3].contains(": rolled back"),
+        "{summary}"
+    );
     assert!(
         out.contains("(wave 3)"),
         "prod reached its last wave: {out}"
     );
+    // Configuration 2 turned the new checkout on in every prod copy; the
+    // rollback of configuration 3 put configuration 2's version back, and
+    // every copy kept its process.
+    let after_second = out
+        .split("\nconfiguration 2:")
+        .nth(1)
+        .expect("configuration 2");
+    let version_2 = after_second
+        .lines()
+        .find_map(|l| l.split("GET /config   version ").nth(1))
+        .expect("configuration 2's version");
+    assert!(
+        after_second.matches("checkout: new flow").count() >= 3,
+        "{out}"
+    );
+    let after_third = out
+        .split("\nconfiguration 3:")
+        .nth(1)
+        .expect("configuration 3");
+    assert_eq!(
+        after_third
+            .matches(&format!("GET /config   version {version_2}"))
+            .count(),
+        3,
+        "{out}"
+    );
+    assert!(out.contains("(the same processes: no redeploy)"), "{out}");
     // The metrics service, a process of its own, read the run's events
     // from Redis (without Redis, events stay in the execution service).
     if c.env.redis.is_some() {
         let dora = out.split("\nDORA metrics").nth(1).expect("DORA numbers");
+        assert!(dora.contains("pipelines/demo-config"), "{dora}");
         assert!(
-            dora.contains("deployment frequency   1 deployments"),
+            dora.contains("deployment frequency   2 deployments"),
             "{dora}"
         );
-        assert!(dora.contains("change failure rate    0%"), "{dora}");
+        assert!(
+            dora.contains("change failure rate    33% (1 of 3 deployments)"),
+            "{dora}"
+        );
     }
     // Both workers ran part of it.
     for worker in ["w1", "w2"] {

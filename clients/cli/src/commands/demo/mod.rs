@@ -1,14 +1,19 @@
 //! `conveyor demo`: the whole path from commit to production on this
-//! machine. It starts the embedded control plane, makes a git repository
-//! from `examples/application/` (a small std-only Rust service with real
-//! scanners), applies the example's DPRA pipeline pointed at local targets,
-//! and runs a change through build, beta, gamma and an approved, three-wave
-//! production rollout with bake time and health-probe alarms. On the
-//! embedded control plane, prod's accounts are vended by the fleet service
-//! and its waves come from the fleet's plan. `--break`
-//! then ships a change that fails its health probe in wave 2 and shows the
-//! automatic rollback.
+//! machine. It starts the embedded control plane, makes git repositories
+//! from the examples, applies their DPRA pipelines pointed at local
+//! targets, and runs changes through build, beta, gamma and an approved,
+//! three-wave production rollout with bake time and health-probe alarms.
+//! On the embedded control plane, prod's accounts are vended by the fleet
+//! service and its waves come from the fleet's plan.
+//!
+//! `--type application` (the default, [`application`]) ships the example
+//! service; `--type dynamic-configuration` ([`configuration`]) ships it,
+//! then changes its flags and settings without redeploying it. `--break`
+//! then ships a change that fails its health probe and shows the automatic
+//! rollback.
 
+mod application;
+mod configuration;
 mod fleet;
 mod progress;
 mod repo;
@@ -27,10 +32,35 @@ use conveyor_platform::telemetry::{self, LogFormat};
 use super::dev::Embedded;
 use crate::status::to_anyhow;
 
+/// Which example the demo runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoType {
+    /// The example service, from commit to prod.
+    Application,
+    /// The service, then flags and settings delivered to it while it runs.
+    DynamicConfiguration,
+}
+
+impl DemoType {
+    fn headline(self) -> &'static str {
+        match self {
+            DemoType::Application => {
+                "conveyor demo: commit → build → beta → gamma → approval → prod in three waves"
+            }
+            DemoType::DynamicConfiguration => {
+                "conveyor demo: the service to prod, then its flags and settings to the running service, no redeploy"
+            }
+        }
+    }
+}
+
 #[derive(Args)]
 pub struct DemoArgs {
+    /// Which pipeline type to run, with its example.
+    #[arg(long = "type", value_enum, default_value = "application")]
+    demo_type: DemoType,
     /// After a good release, ship a change that fails its health probe in
-    /// prod wave 2, and watch it roll back automatically.
+    /// prod, and watch it roll back automatically.
     #[arg(long = "break")]
     break_release: bool,
     /// Where the demo keeps its control plane, repository and deployed
@@ -86,8 +116,141 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     outcome
 }
 
+/// What the demo runs in one place: the control plane's address, the
+/// local targets and where their state lives.
+pub struct Session {
+    pub endpoint: String,
+    pub pipelines: conveyor_api::pipelines::PipelineClient,
+    pub client: ExecutionServiceClient<tonic::transport::Channel>,
+    pub dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub ports: spec::Ports,
+    /// Prod deploys to accounts the fleet service vended (embedded only).
+    pub from_fleet: bool,
+}
+
+impl Session {
+    /// Applies `doc`; the demo's short bake times are below what the DPRA
+    /// asks, so non-conformance is accepted.
+    pub async fn apply(
+        &self,
+        doc: &serde_json::Value,
+        message: &str,
+    ) -> anyhow::Result<defs::Pipeline> {
+        let applied = self
+            .pipelines
+            .apply(defs::ApplyPipelineRequest {
+                source: Some(defs::PipelineSource {
+                    content: serde_json::to_vec(doc)?,
+                    format: conveyor_api::common::v1::SpecFormat::Json as i32,
+                }),
+                author: AUTHOR.to_owned(),
+                message: message.to_owned(),
+                accept_non_conformance: true,
+                request_id: String::new(),
+            })
+            .await
+            .map_err(to_anyhow)?;
+        Ok(applied.pipeline.unwrap_or_default())
+    }
+
+    /// Prints the pipeline's revision, its conformance score and the
+    /// required rules it fails.
+    fn print_conformance(pipeline: &defs::Pipeline) {
+        let revision = pipeline.revision.clone().unwrap_or_default();
+        let conformance = revision.conformance.unwrap_or_default();
+        println!(
+            "  pipeline       {} revision {}: DPRA conformance {:.0}%",
+            pipeline.name.trim_start_matches("pipelines/"),
+            revision.revision,
+            conformance.score,
+        );
+        for rule in conformance
+            .rules
+            .iter()
+            .filter(|r| !r.passed && r.severity == defs::RuleSeverity::Error as i32)
+        {
+            println!(
+                "                 accepted for the demo: {} ({})",
+                rule.rule_id, rule.message
+            );
+        }
+    }
+
+    /// The example pipeline `example`, localized and stored as `name`.
+    pub async fn apply_example(
+        &self,
+        example: &str,
+        name: &str,
+        repo: &Path,
+    ) -> anyhow::Result<()> {
+        let valid = conveyor_definitions::spec::load(
+            repo::pipeline_yaml(example)?,
+            conveyor_definitions::spec::Format::Yaml,
+        )
+        .map_err(|errors| anyhow::anyhow!("the {example} example is invalid: {errors:?}"))?;
+        let mut local = spec::localize(
+            &valid.canonical,
+            name,
+            repo,
+            &self.ports,
+            &self.state_dir,
+            &self.dir.join("cache"),
+        )?;
+        if self.from_fleet {
+            fleet::prod_from_fleet(&mut local)?;
+        }
+        let pipeline = self
+            .apply(&local, &format!("the demo's {example} pipeline"))
+            .await?;
+        Self::print_conformance(&pipeline);
+        Ok(())
+    }
+
+    /// Starts an execution of `pipeline` for `commit` on trunk and follows
+    /// it to the end.
+    pub async fn release(
+        &mut self,
+        pipeline: &str,
+        commit: &str,
+        message: &str,
+    ) -> anyhow::Result<pb::Execution> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let started = self
+            .client
+            .start_execution(pb::StartExecutionRequest {
+                parent: format!("pipelines/{pipeline}"),
+                commit: Some(pb::Commit {
+                    sha: commit.to_owned(),
+                    branch: "main".to_owned(),
+                    author: AUTHOR.to_owned(),
+                    message: message.to_owned(),
+                    commit_time: Some(prost_types::Timestamp {
+                        seconds: now.as_secs() as i64,
+                        nanos: 0,
+                    }),
+                    land_time: None,
+                }),
+                ..Default::default()
+            })
+            .await
+            .map_err(to_anyhow)?
+            .into_inner();
+        println!("  {}", started.name);
+        progress::follow(&mut self.client, &started.name).await
+    }
+}
+
+/// One run the demo made, and how it should have ended.
+pub struct Run {
+    pub execution: pb::Execution,
+    pub expected: pb::ExecutionState,
+}
+
 async fn demo(args: &DemoArgs, dir: &Path, state_dir: &Path) -> anyhow::Result<ExitCode> {
-    println!("conveyor demo: commit → build → beta → gamma → approval → prod in three waves");
+    println!("{}", args.demo_type.headline());
     let (embedded, endpoint) = match &args.control_plane {
         Some(url) => {
             println!("  control plane  {url}");
@@ -109,150 +272,63 @@ async fn demo(args: &DemoArgs, dir: &Path, state_dir: &Path) -> anyhow::Result<E
             (Some(embedded), endpoint)
         }
     };
-
-    let repo_dir = dir.join("repo");
-    let first = repo::create(&repo_dir, "Initial version of the demo service")?;
-    println!(
-        "  repository     {} (examples/application, commit {})",
-        repo_dir.display(),
-        &first[..12]
-    );
     let ports = spec::Ports::pick()?;
     println!(
         "  targets        beta :{}  gamma :{} :{}  prod :{} :{} :{} (each a copy of the service)",
         ports.beta, ports.gamma[0], ports.gamma[1], ports.prod[0], ports.prod[1], ports.prod[2]
     );
-    let valid = conveyor_definitions::spec::load(
-        repo::pipeline_yaml()?,
-        conveyor_definitions::spec::Format::Yaml,
-    )
-    .map_err(|errors| anyhow::anyhow!("the example pipeline is invalid: {errors:?}"))?;
-    let mut local = spec::localize(
-        &valid.canonical,
-        &repo_dir,
-        &ports,
-        state_dir,
-        &dir.join("cache"),
-    )?;
-    // The embedded control plane serves the fleet: prod deploys to its accounts.
-    let from_fleet = embedded.is_some();
-    if from_fleet {
-        fleet::prod_from_fleet(&mut local)?;
-    }
-    let pipelines = conveyor_api::pipelines::PipelineClient::new(
-        args.definitions.as_deref().unwrap_or(&endpoint),
-    )?;
-    let applied = pipelines
-        .apply(defs::ApplyPipelineRequest {
-            source: Some(defs::PipelineSource {
-                content: serde_json::to_vec(&local)?,
-                format: conveyor_api::common::v1::SpecFormat::Json as i32,
-            }),
-            author: AUTHOR.to_owned(),
-            message: "the demo's pipeline".to_owned(),
-            // Bake times of seconds, not hours, are below what the DPRA asks.
-            accept_non_conformance: true,
-            request_id: String::new(),
-        })
-        .await
-        .map_err(to_anyhow)?;
-    let revision = applied
-        .pipeline
-        .and_then(|p| p.revision)
-        .unwrap_or_default();
-    let conformance = revision.conformance.unwrap_or_default();
-    let failing: Vec<String> = conformance
-        .rules
-        .iter()
-        .filter(|r| !r.passed && r.severity == defs::RuleSeverity::Error as i32)
-        .map(|r| format!("{} ({})", r.rule_id, r.message))
-        .collect();
-    println!(
-        "  pipeline       {} revision {}: DPRA conformance {:.0}%",
-        spec::PIPELINE,
-        revision.revision,
-        conformance.score,
-    );
-    for rule in failing {
-        println!("                 accepted for the demo: {rule}");
-    }
-
-    if from_fleet {
-        pipelines
-            .apply(defs::ApplyPipelineRequest {
-                source: Some(defs::PipelineSource {
-                    content: serde_json::to_vec(&fleet::vending_spec(&repo_dir))?,
-                    format: conveyor_api::common::v1::SpecFormat::Json as i32,
-                }),
-                author: AUTHOR.to_owned(),
-                message: "the demo's account vending".to_owned(),
-                accept_non_conformance: true,
-                request_id: String::new(),
-            })
-            .await
-            .map_err(to_anyhow)?;
-        let accounts = fleet::vend(&endpoint, &ports).await?;
-        let listed: Vec<String> = accounts
-            .iter()
-            .zip(&ports.prod)
-            .map(|(a, p)| format!("{a} :{p}"))
-            .collect();
-        println!(
-            "  accounts       {} (OU {}, vended by pipelines/{}; prod's waves come from the fleet)",
-            listed.join("  "),
-            fleet::OU,
-            fleet::VENDING_PIPELINE
-        );
-    }
-
-    let channel = conveyor_api::client::channel(&endpoint)?;
-    let mut client = ExecutionServiceClient::new(channel);
-    let message = "Initial version of the demo service";
-    println!("\nrelease 1: {message}");
-    let good = release(&mut client, &first, message).await?;
-    let mut runs = vec![good];
-
-    if args.break_release {
-        let message =
-            "Require per-target configuration (written for beta, gamma and the one-box only)";
-        write_breaking_change(&repo_dir, &ports)?;
-        let second = repo::commit(&repo_dir, message)?;
-        println!("\nrelease 2: {message}");
-        runs.push(release(&mut client, &second, message).await?);
-    }
+    let mut session = Session {
+        pipelines: conveyor_api::pipelines::PipelineClient::new(
+            args.definitions.as_deref().unwrap_or(&endpoint),
+        )?,
+        client: ExecutionServiceClient::new(conveyor_api::client::channel(&endpoint)?),
+        endpoint: endpoint.clone(),
+        dir: dir.to_owned(),
+        state_dir: state_dir.to_owned(),
+        ports,
+        from_fleet: embedded.is_some(),
+    };
+    let runs = match args.demo_type {
+        DemoType::Application => application::run(&mut session, args.break_release).await?,
+        DemoType::DynamicConfiguration => {
+            let mut runs = application::run(&mut session, false).await?;
+            runs.extend(configuration::run(&mut session, args.break_release).await?);
+            runs
+        }
+    };
 
     println!("\nsummary");
-    for e in &runs {
-        for line in progress::summary(e) {
+    for run in &runs {
+        for line in progress::summary(&run.execution) {
             println!("  {line}");
         }
     }
-    let prod: Vec<String> = ports
+    let prod: Vec<String> = session
+        .ports
         .prod
         .iter()
         .map(|p| format!("http://127.0.0.1:{p}/"))
         .collect();
     println!("  prod is serving on {}", prod.join(" "));
     if let Some(last) = runs.last() {
-        dora_summary(args.metrics.as_deref().unwrap_or(&endpoint), last).await;
+        dora_summary(
+            args.metrics.as_deref().unwrap_or(&endpoint),
+            &last.execution,
+        )
+        .await;
     }
-    let expected = if args.break_release {
-        [
-            pb::ExecutionState::Succeeded,
-            pb::ExecutionState::RolledBack,
-        ]
-        .as_slice()
-    } else {
-        [pb::ExecutionState::Succeeded].as_slice()
-    };
-    let as_expected = runs.len() == expected.len()
-        && runs.iter().zip(expected).all(|(e, s)| e.state == *s as i32);
+    let as_expected = runs.iter().all(|r| r.execution.state == r.expected as i32);
     if let Some(embedded) = embedded {
         if args.keep {
+            let pipeline = runs
+                .last()
+                .map(|r| pipeline_of(&r.execution.name))
+                .unwrap_or(spec::PIPELINE);
             println!(
-                "\nthe control plane keeps running (Ctrl-C stops it); try\n  conveyor --endpoint {endpoint} run list {}\n  conveyor --endpoint {endpoint} metrics dora --pipeline {}\n  the dashboard at http://{}/",
-                spec::PIPELINE,
-                spec::PIPELINE,
+                "\nthe control plane keeps running (Ctrl-C stops it); try\n  conveyor --endpoint {endpoint} run list {pipeline}\n  conveyor --endpoint {endpoint} run provenance {}\n  conveyor --endpoint {endpoint} metrics dora --pipeline {pipeline}\n  the dashboard at http://{}/",
+                runs.last()
+                    .map(|r| r.execution.name.as_str())
+                    .unwrap_or_default(),
                 embedded.dashboard_addr
             );
             embedded.serve_until_signal().await?;
@@ -267,6 +343,15 @@ async fn demo(args: &DemoArgs, dir: &Path, state_dir: &Path) -> anyhow::Result<E
     })
 }
 
+/// `P` of `pipelines/P/executions/E`.
+fn pipeline_of(execution: &str) -> &str {
+    execution
+        .trim_start_matches("pipelines/")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+}
+
 /// Prints the pipeline's DORA numbers once the metrics service has
 /// consumed the last run's events (or after ten seconds).
 async fn dora_summary(endpoint: &str, last: &pb::Execution) {
@@ -275,7 +360,7 @@ async fn dora_summary(endpoint: &str, last: &pb::Execution) {
         return;
     };
     let mut client = metrics::metrics_service_client::MetricsServiceClient::new(channel);
-    let pipeline = format!("pipelines/{}", spec::PIPELINE);
+    let pipeline = format!("pipelines/{}", pipeline_of(&last.name));
     for _ in 0..100 {
         let health = client
             .get_pipeline_health(metrics::GetPipelineHealthRequest {
@@ -290,7 +375,7 @@ async fn dora_summary(endpoint: &str, last: &pb::Execution) {
     let dora = client
         .get_dora_metrics(metrics::GetDoraMetricsRequest {
             scope: Some(metrics::MetricsScope {
-                pipeline,
+                pipeline: pipeline.clone(),
                 ..Default::default()
             }),
             ..Default::default()
@@ -300,8 +385,7 @@ async fn dora_summary(endpoint: &str, last: &pb::Execution) {
         Ok(m) => {
             println!(
                 "
-DORA metrics (last 30 days, pipelines/{})",
-                spec::PIPELINE
+DORA metrics (last 30 days, {pipeline})"
             );
             for line in crate::commands::metrics::dora_lines(&m.into_inner()) {
                 println!("  {line}");
@@ -313,61 +397,6 @@ DORA metrics unavailable: {}",
             e.message()
         ),
     }
-}
-
-/// Starts an execution for `commit` on trunk and follows it to the end.
-async fn release(
-    client: &mut ExecutionServiceClient<tonic::transport::Channel>,
-    commit: &str,
-    message: &str,
-) -> anyhow::Result<pb::Execution> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let started = client
-        .start_execution(pb::StartExecutionRequest {
-            parent: format!("pipelines/{}", spec::PIPELINE),
-            commit: Some(pb::Commit {
-                sha: commit.to_owned(),
-                branch: "main".to_owned(),
-                author: AUTHOR.to_owned(),
-                message: message.to_owned(),
-                commit_time: Some(prost_types::Timestamp {
-                    seconds: now.as_secs() as i64,
-                    nanos: 0,
-                }),
-                land_time: None,
-            }),
-            ..Default::default()
-        })
-        .await
-        .map_err(to_anyhow)?
-        .into_inner();
-    println!("  {}", started.name);
-    progress::follow(client, &started.name).await
-}
-
-/// The change `--break` ships: the service now requires a configuration
-/// file per target, and only beta, gamma and the first prod target got one.
-fn write_breaking_change(repo: &Path, ports: &spec::Ports) -> anyhow::Result<()> {
-    repo::write(
-        repo,
-        "release.conf",
-        b"# Release settings, packaged with the service.\nrequire_target_config = true\n",
-        false,
-    )?;
-    let mut configured = vec![format!("beta-{}", ports.beta)];
-    configured.extend(ports.gamma.iter().map(|p| format!("gamma-{p}")));
-    configured.push(format!("prod-{}", ports.prod[0]));
-    for target in configured {
-        repo::write(
-            repo,
-            &format!("targets/{target}.conf"),
-            format!("# Settings of {target}.\n").as_bytes(),
-            false,
-        )?;
-    }
-    Ok(())
 }
 
 /// Stops every copy of the service the demo deployed (their pid files are

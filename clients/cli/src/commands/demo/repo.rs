@@ -1,5 +1,5 @@
-//! The demo's source repository: `examples/application/`, embedded in the
-//! binary, written into a fresh git repository with one commit.
+//! The demo's source repositories: an example under `examples/`, embedded
+//! in the binary, written into a fresh git repository with one commit.
 
 use std::path::Path;
 use std::process::Command;
@@ -8,13 +8,22 @@ use anyhow::{Context as _, bail};
 
 include!(concat!(env!("OUT_DIR"), "/demo_files.rs"));
 
+/// The embedded files of `example` (its directory under examples/).
+fn files(example: &str) -> anyhow::Result<&'static [File]> {
+    EXAMPLES
+        .iter()
+        .find(|(name, _)| *name == example)
+        .map(|(_, files)| *files)
+        .with_context(|| format!("no embedded example {example:?}"))
+}
+
 /// The example's pipeline definition.
-pub fn pipeline_yaml() -> anyhow::Result<&'static [u8]> {
-    FILES
+pub fn pipeline_yaml(example: &str) -> anyhow::Result<&'static [u8]> {
+    files(example)?
         .iter()
         .find(|(path, _, _)| *path == "pipeline.yaml")
         .map(|(_, content, _)| *content)
-        .context("the embedded example has no pipeline.yaml")
+        .with_context(|| format!("the embedded example {example:?} has no pipeline.yaml"))
 }
 
 fn git(repo: &Path, args: &[&str]) -> anyhow::Result<String> {
@@ -55,11 +64,11 @@ pub fn write(repo: &Path, path: &str, content: &[u8], executable: bool) -> anyho
     Ok(())
 }
 
-/// Creates the repository at `repo` from the embedded example; returns
+/// Creates the repository at `repo` from the embedded `example`; returns
 /// the commit.
-pub fn create(repo: &Path, message: &str) -> anyhow::Result<String> {
+pub fn create(repo: &Path, example: &str, message: &str) -> anyhow::Result<String> {
     std::fs::create_dir_all(repo)?;
-    for (path, content, executable) in FILES {
+    for (path, content, executable) in files(example)? {
         write(repo, path, content, *executable)?;
     }
     git(repo, &["init", "--quiet", "--initial-branch=main"])?;

@@ -2,7 +2,7 @@
 //! the local repository, every target is a copy of the service on a local
 //! port (the target's region is the port), bake times are seconds rather
 //! than hours, and prod has no deployment window. Everything else (stages,
-//! actions, gates, approvals) is the example's own.
+//! actions, gates) is the example's own; the demo's approver may approve.
 
 use std::path::Path;
 
@@ -69,13 +69,14 @@ fn account(spec: &Value, environment: &str) -> anyhow::Result<String> {
 /// The example's canonical spec, made runnable here.
 pub fn localize(
     canonical: &str,
+    name: &str,
     repo: &Path,
     ports: &Ports,
     state_dir: &Path,
     cache_dir: &Path,
 ) -> anyhow::Result<Value> {
     let mut doc: Value = serde_json::from_str(canonical)?;
-    doc["metadata"]["name"] = json!(PIPELINE);
+    doc["metadata"]["name"] = json!(name);
     doc["metadata"]["project"] = json!("demo");
     let spec = &mut doc["spec"];
     spec["source"]["repository"] = json!(repo.display().to_string());
@@ -122,6 +123,13 @@ pub fn localize(
     deployment.insert("bakeTime".to_owned(), json!("3s"));
     deployment.insert("alarms".to_owned(), json!([probe("prod-health")]));
     for stage in spec["stages"].as_array_mut().into_iter().flatten() {
+        // The demo's approver approves every production stage.
+        if let Some(approval) = stage["approval"].as_object_mut() {
+            approval.insert(
+                "groups".to_owned(),
+                json!([super::progress::APPROVER_GROUP]),
+            );
+        }
         let beta = stage["name"] == "beta";
         for action in stage["actions"].as_array_mut().into_iter().flatten() {
             let env = &mut action["env"];

@@ -1,0 +1,144 @@
+//! The dynamic-configuration part of the demo: examples/dynamic-configuration
+//! as a git repository, its pipeline applied as `demo-config` against the
+//! same targets as the service, then configuration releases delivered to the
+//! running service: the first version, then the new-checkout flag turned on.
+//! With `--break`, a third version puts prod in maintenance by mistake; its
+//! health probe fails in the first prod wave and the rollback puts the
+//! previous version back. The service's processes never restart: the demo
+//! prints their pids before and after.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use conveyor_api::execution::v1 as pb;
+
+use super::{Run, Session, repo};
+
+const EXAMPLE: &str = "dynamic-configuration";
+/// The name the demo's configuration pipeline is stored under.
+pub const PIPELINE: &str = "demo-config";
+
+pub async fn run(s: &mut Session, break_release: bool) -> anyhow::Result<Vec<Run>> {
+    let repo_dir = s.dir.join("config-repo");
+    let message = "Initial flags and settings";
+    let first = repo::create(&repo_dir, EXAMPLE, message)?;
+    println!(
+        "\n  repository     {} (examples/dynamic-configuration, commit {})",
+        repo_dir.display(),
+        &first[..12]
+    );
+    s.apply_example(EXAMPLE, PIPELINE, &repo_dir).await?;
+    let before = pids(s);
+    println!("  prod pids      {}", describe_pids(&before));
+
+    let mut runs = Vec::new();
+    println!("\nconfiguration 1: {message}");
+    runs.push(succeeded(s.release(PIPELINE, &first, message).await?));
+    show(s, "/config");
+
+    let message = "Turn on the new checkout";
+    edit(
+        &repo_dir,
+        "config/flags.json",
+        "\"new-checkout\": false",
+        "\"new-checkout\": true",
+    )?;
+    let second = repo::commit(&repo_dir, message)?;
+    println!("\nconfiguration 2: {message}");
+    runs.push(succeeded(s.release(PIPELINE, &second, message).await?));
+    show(s, "/config");
+    show(s, "/checkout");
+
+    if break_release {
+        let message = "Put prod in maintenance (by mistake)";
+        edit(
+            &repo_dir,
+            "config/settings/prod.json",
+            "\"maintenance\": false",
+            "\"maintenance\": true",
+        )?;
+        let third = repo::commit(&repo_dir, message)?;
+        println!("\nconfiguration 3: {message}");
+        runs.push(Run {
+            execution: s.release(PIPELINE, &third, message).await?,
+            expected: pb::ExecutionState::RolledBack,
+        });
+        show(s, "/config");
+    }
+    let after = pids(s);
+    let same = !before.is_empty() && before == after;
+    println!(
+        "  prod pids      {} ({})",
+        describe_pids(&after),
+        if same {
+            "the same processes: no redeploy"
+        } else {
+            "CHANGED"
+        }
+    );
+    if !same {
+        anyhow::bail!("the service restarted while its configuration changed");
+    }
+    Ok(runs)
+}
+
+fn succeeded(execution: pb::Execution) -> Run {
+    Run {
+        execution,
+        expected: pb::ExecutionState::Succeeded,
+    }
+}
+
+/// Replaces `from` (which must be there) with `to` in the repository's `path`.
+fn edit(repo_dir: &Path, path: &str, from: &str, to: &str) -> anyhow::Result<()> {
+    let file = repo_dir.join(path);
+    let text = std::fs::read_to_string(&file)?;
+    anyhow::ensure!(text.contains(from), "{path} has no {from:?}");
+    repo::write(repo_dir, path, text.replace(from, to).as_bytes(), false)
+}
+
+/// The pid of each prod copy of the service (its deploy wrote them).
+fn pids(s: &Session) -> Vec<(u16, String)> {
+    s.ports
+        .prod
+        .iter()
+        .filter_map(|port| {
+            let file = s.state_dir.join(format!("instances/prod-{port}/pid"));
+            let pid = std::fs::read_to_string(file).ok()?;
+            Some((*port, pid.trim().to_owned()))
+        })
+        .collect()
+}
+
+fn describe_pids(pids: &[(u16, String)]) -> String {
+    pids.iter()
+        .map(|(port, pid)| format!(":{port} pid {pid}"))
+        .collect::<Vec<_>>()
+        .join("  ")
+}
+
+/// Prints what each prod copy answers on `path` (its first line).
+fn show(s: &Session, path: &str) {
+    for port in &s.ports.prod {
+        let answer = get(*port, path).unwrap_or_else(|e| format!("no answer: {e}"));
+        let first = answer.lines().next().unwrap_or_default();
+        println!("  prod :{port} GET {path:<9} {first}");
+    }
+}
+
+/// The body of `GET path` from the service on 127.0.0.1:`port`.
+fn get(port: u16, path: &str) -> std::io::Result<String> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default())
+}
