@@ -39,7 +39,9 @@ fn main() {
     let mut code = String::from(
         "/// Each example's files: its directory under examples/, then (path, content, executable).\n",
     );
-    code.push_str("/// One embedded file: its path in the example, its bytes, whether it is executable.\n");
+    code.push_str(
+        "/// One embedded file: its path in the example, its bytes, whether it is executable.\n",
+    );
     code.push_str("pub type File = (&'static str, &'static [u8], bool);\n");
     code.push_str("pub const EXAMPLES: &[(&str, &[File])] = &[\n");
     for name in EXAMPLES {
