@@ -32,7 +32,12 @@ fn walk(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf, bool)>) {
 }
 
 /// The examples `conveyor demo` runs, by directory under examples/.
-const EXAMPLES: &[&str] = &["application", "dynamic-configuration"];
+const EXAMPLES: &[&str] = &[
+    "application",
+    "dynamic-configuration",
+    "compute-image",
+    "machine-learning",
+];
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());

@@ -47,10 +47,11 @@ ln -sfn "$release" "$base/current"
 
 # Start it in its own session, detached from this action's output; the
 # wrapper shell writes its pid, then becomes demo-app.
-# Dynamic configuration (examples/dynamic-configuration) lives beside the
-# releases, so it outlives redeploys of the service.
-(cd "$dir" && setsid -f sh -c 'echo $$ >"$1" && exec ./demo-app --port "$2" --target "$3" --config-dir "$4" --dynamic-config "$5"' \
-  demo-app "$pidfile" "$PORT" "$NAME" "$dir" "$base/dynamic" >"$dir/app.log" 2>&1 </dev/null)
+# Dynamic configuration (examples/dynamic-configuration) and the served
+# model (examples/machine-learning) live beside the releases, so they
+# outlive redeploys of the service.
+(cd "$dir" && setsid -f sh -c 'echo $$ >"$1" && exec ./demo-app --port "$2" --target "$3" --config-dir "$4" --dynamic-config "$5" --model "$6"' \
+  demo-app "$pidfile" "$PORT" "$NAME" "$dir" "$base/dynamic" "$base/model" >"$dir/app.log" 2>&1 </dev/null)
 
 # not_started WHY: fails the deploy, showing the instance's log.
 not_started() {

@@ -1,7 +1,8 @@
 //! demo-app: a tiny std-only HTTP service, built, tested and deployed by the
 //! example application pipeline (see README.md).
 //!
-//! Usage: `demo-app --port PORT --target NAME [--config-dir DIR] [--dynamic-config DIR]`
+//! Usage: `demo-app --port PORT --target NAME [--config-dir DIR] [--dynamic-config DIR]
+//! [--model DIR]`
 //!
 //! - `GET /`         "<greeting> from demo-app <version> on <target>"; the
 //!   greeting is the dynamic setting `greeting`, "hello" by default
@@ -11,6 +12,9 @@
 //!   or when the dynamic setting `maintenance` is true
 //! - `GET /checkout` the checkout flow the flag `new-checkout` selects
 //! - `GET /config`   the dynamic configuration in use: version, flags, settings
+//! - `GET /base`     the base image the package was built on (`base-os-release`)
+//! - `GET /model`    the served model's version and evaluation
+//! - `GET /predict?x1=…&x2=…` the served model's prediction
 //!
 //! Anything else is 404, a non-GET method 405, a malformed request 400.
 
@@ -24,6 +28,7 @@ use std::thread;
 use std::time::Duration;
 
 mod dynamic;
+mod model;
 
 /// The version baked in at build time: the pipeline sets the short commit.
 const VERSION: &str = match option_env!("APP_VERSION") {
@@ -34,8 +39,8 @@ const VERSION: &str = match option_env!("APP_VERSION") {
 /// The most a request head (request line and headers) may take.
 const MAX_HEAD: usize = 16 * 1024;
 
-const USAGE: &str =
-    "usage: demo-app --port PORT --target NAME [--config-dir DIR] [--dynamic-config DIR]";
+const USAGE: &str = "usage: demo-app --port PORT --target NAME [--config-dir DIR] \
+                     [--dynamic-config DIR] [--model DIR]";
 
 struct Config {
     port: u16,
@@ -45,6 +50,8 @@ struct Config {
     config_dir: PathBuf,
     /// Flags and settings delivered by the dynamic-configuration pipeline.
     dynamic: dynamic::Dynamic,
+    /// The model delivered by the machine-learning pipeline.
+    model: model::Served,
 }
 
 #[derive(Debug, PartialEq)]
@@ -86,6 +93,8 @@ struct Request<'a> {
     method: &'a str,
     /// The target without its query string.
     path: &'a str,
+    /// What follows `?`, if anything.
+    query: &'a str,
 }
 
 fn main() -> ExitCode {
@@ -121,7 +130,8 @@ fn main() -> ExitCode {
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, String> {
-    let (mut port, mut target, mut config_dir, mut dynamic) = (None, None, None, None);
+    let (mut port, mut target, mut config_dir, mut dynamic, mut model) =
+        (None, None, None, None, None);
     while let Some(flag) = args.next() {
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
         match flag.as_str() {
@@ -129,6 +139,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, String> 
             "--target" => target = Some(value),
             "--config-dir" => config_dir = Some(PathBuf::from(value)),
             "--dynamic-config" => dynamic = Some(PathBuf::from(value)),
+            "--model" => model = Some(PathBuf::from(value)),
             _ => return Err(format!("unknown argument {flag:?}")),
         }
     }
@@ -148,6 +159,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, String> 
         target,
         config_dir,
         dynamic: dynamic::Dynamic::new(dynamic),
+        model: model::Served::new(model),
     })
 }
 
@@ -206,8 +218,12 @@ fn parse_request_line(line: &str) -> Result<Request<'_>, &'static str> {
     if version != "HTTP/1.1" && version != "HTTP/1.0" {
         return Err("unsupported HTTP version\n");
     }
-    let path = target.split_once('?').map_or(target, |(path, _)| path);
-    Ok(Request { method, path })
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    Ok(Request {
+        method,
+        path,
+        query,
+    })
 }
 
 /// The response to a complete request head.
@@ -245,7 +261,39 @@ fn route(request: &Request<'_>, config: &Config) -> Response {
         "/checkout" if settings.flag("new-checkout") => Response::new(200, "checkout: new flow\n"),
         "/checkout" => Response::new(200, "checkout: classic flow\n"),
         "/config" => Response::new(200, describe(&settings)),
+        "/base" => base(config),
+        "/model" => {
+            let m = config.model.current();
+            if m.version.is_empty() {
+                Response::new(404, "no model delivered\n")
+            } else {
+                Response::new(200, format!("version {}\nmetrics {}\n", m.version, m.metrics))
+            }
+        }
+        "/predict" => {
+            let m = config.model.current();
+            match m.predict(request.query) {
+                _ if m.version.is_empty() => Response::new(404, "no model delivered\n"),
+                Ok(y) => Response::new(200, format!("{y:.3}\n")),
+                Err(why) => Response::new(400, format!("{why}\n")),
+            }
+        }
         _ => Response::new(404, "not found\n"),
+    }
+}
+
+/// The base image the package was built on: the `PRETTY_NAME` of the
+/// `os-release` its build packaged as `base-os-release`, and its digest.
+fn base(config: &Config) -> Response {
+    let read = |name: &str| fs::read_to_string(config.config_dir.join(name)).unwrap_or_default();
+    let release = read("base-os-release");
+    let name = release
+        .lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .map(|v| v.trim_matches('"').to_owned());
+    match name {
+        Some(name) => Response::new(200, format!("{name} {}\n", read("base-digest").trim())),
+        None => Response::new(404, "built on no base image\n"),
     }
 }
 
@@ -322,6 +370,7 @@ mod tests {
             target: "gamma-18081".to_owned(),
             config_dir: dir.to_path_buf(),
             dynamic: dynamic::Dynamic::new(None),
+            model: model::Served::new(None),
         }
     }
 
@@ -342,7 +391,8 @@ mod tests {
             parse_request_line("GET /version?x=1 HTTP/1.1"),
             Ok(Request {
                 method: "GET",
-                path: "/version"
+                path: "/version",
+                query: "x=1"
             })
         );
         assert_eq!(

@@ -101,7 +101,7 @@ fn finding_counts(f: &Findings) -> pb::FindingCounts {
 fn gate_thresholds(gate: &Gate) -> pb::FindingCounts {
     let limit = |l: &Option<u32>| l.map_or(-1, count);
     match gate {
-        Gate::AnyFinding => pb::FindingCounts::default(),
+        Gate::AnyFinding | Gate::ModelQuality { .. } => pb::FindingCounts::default(),
         Gate::Thresholds {
             critical,
             high,
@@ -122,17 +122,46 @@ fn gate_thresholds(gate: &Gate) -> pb::FindingCounts {
 pub fn gate_result(a: &ActionRun) -> Option<pb::GateResult> {
     let gate = a.gate.as_ref()?;
     let kind = gate_kind(&a.kind);
+    // A model-quality gate judges metrics; it has no findings.
+    let counted = !matches!(gate, Gate::ModelQuality { .. });
     Some(pb::GateResult {
         kind: kind as i32,
-        findings: Some(finding_counts(&a.findings)),
-        thresholds: Some(gate_thresholds(gate)),
+        findings: counted.then(|| finding_counts(&a.findings)),
+        thresholds: counted.then(|| gate_thresholds(gate)),
         passed: a.state == ActionState::Succeeded
-            && crate::engine::gate_violation(gate, &a.findings).is_none(),
+            && crate::engine::gate_violation(gate, &a.findings, &a.metrics).is_none(),
         security_control: !matches!(
             kind,
             pb::GateKind::Unspecified | pb::GateKind::CodeQuality | pb::GateKind::ModelQuality
         ),
         report: None,
+        model_quality: model_quality(gate, &a.metrics),
+    })
+}
+
+/// How a model's metric compared, for a model-quality gate.
+fn model_quality(gate: &Gate, m: &Metrics) -> Option<pb::ModelQualityResult> {
+    let Gate::ModelQuality {
+        metric,
+        higher_is_better,
+        max_regression,
+        worst_allowed,
+    } = gate
+    else {
+        return None;
+    };
+    Some(pb::ModelQualityResult {
+        metric: metric.clone(),
+        value: m.values.get(metric).copied(),
+        baseline: m.baseline.as_ref().map(|b| b.value),
+        baseline_execution: m
+            .baseline
+            .as_ref()
+            .map(|b| b.execution_id.clone())
+            .unwrap_or_default(),
+        higher_is_better: *higher_is_better,
+        max_regression: *max_regression,
+        worst_allowed: *worst_allowed,
     })
 }
 

@@ -467,10 +467,18 @@ impl Findings {
     }
 }
 
-/// How an action's findings decide its outcome.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// How an action's findings (or metrics) decide its outcome.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Gate {
+    /// A model's metric against the model in production.
+    #[serde(rename_all = "camelCase")]
+    ModelQuality {
+        metric: String,
+        higher_is_better: bool,
+        max_regression: f64,
+        worst_allowed: Option<f64>,
+    },
     /// Secrets detection: any finding fails the run.
     AnyFinding,
     /// At most this many findings per severity (`None`: unlimited).
@@ -517,6 +525,9 @@ pub struct ActionRun {
     pub gate: Option<Gate>,
     /// What the last report found.
     pub findings: Findings,
+    /// The metrics output it declares, what it reported, and the baseline
+    /// its model-quality gate compared them with.
+    pub metrics: Metrics,
     /// The wave and target this run deploys (waves only).
     pub wave: i32,
     pub target: Option<(String, String)>,
@@ -609,4 +620,22 @@ pub struct Artifact {
     pub signature: conveyor_platform::signing::Signature,
     pub annotations: std::collections::BTreeMap<String, String>,
     pub create_time: DateTime<Utc>,
+}
+
+/// An action's metrics: the file it declares, the numbers its last attempt
+/// reported, and (for a model-quality gate) the production model's value.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Metrics {
+    pub output: Option<String>,
+    pub values: std::collections::BTreeMap<String, f64>,
+    pub baseline: Option<Baseline>,
+}
+
+/// The production model's value of a gated metric.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Baseline {
+    pub execution_id: String,
+    pub value: f64,
 }

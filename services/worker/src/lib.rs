@@ -350,6 +350,16 @@ async fn run_attempt(
             }
         }
     }
+    let mut metrics = Default::default();
+    if outcome == pb::TaskOutcome::Succeeded && !task.metrics_path.is_empty() {
+        match schema::read_metrics(&workspace.join(&task.metrics_path)) {
+            Ok(read) => metrics = read,
+            Err(why) => {
+                outcome = pb::TaskOutcome::Failed;
+                message = format!("metrics output {:?}: {why}", task.metrics_path);
+            }
+        }
+    }
     let mut artifacts = Vec::new();
     if outcome == pb::TaskOutcome::Succeeded {
         match artifacts::store_outputs(client, &task, worker, &workspace).await {
@@ -382,6 +392,7 @@ async fn run_attempt(
         message,
         findings: Some(findings),
         artifacts,
+        metrics,
         ..Default::default()
     };
     let retry = conveyor_api::client::RetryPolicy {

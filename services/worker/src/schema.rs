@@ -1,8 +1,10 @@
-//! An action's schema checks (`validate` in the spec): JSON documents that
-//! must be valid instances of a JSON Schema, checked with boon once the
-//! command exited 0. Schemas may `$ref` other files of the workspace; no
-//! schema is ever fetched over the network.
+//! What the worker reads from JSON files an action writes: its schema
+//! checks (`validate` in the spec: documents that must be valid instances
+//! of a JSON Schema, checked with boon once the command exited 0; schemas
+//! may `$ref` other files of the workspace, never the network), and its
+//! metrics output (named numbers).
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use conveyor_api::execution::v1 as pb;
@@ -53,6 +55,29 @@ pub fn check(workspace: &Path, checks: &[pb::SchemaCheck]) -> Result<usize, Stri
         if total == 1 { "" } else { "s" },
         problems.join("\n")
     ))
+}
+
+/// A metrics output: a JSON object of named numbers (at most 100, names of
+/// 1 to 64 bytes).
+pub fn read_metrics(path: &Path) -> Result<HashMap<String, f64>, String> {
+    let serde_json::Value::Object(object) = read_json(path)? else {
+        return Err("not a JSON object".to_owned());
+    };
+    if object.len() > 100 {
+        return Err(format!("{} metrics; at most 100", object.len()));
+    }
+    object
+        .into_iter()
+        .map(|(name, value)| {
+            if name.is_empty() || name.len() > 64 {
+                return Err(format!("metric name {name:?} is not 1 to 64 bytes"));
+            }
+            match value.as_f64() {
+                Some(number) if number.is_finite() => Ok((name, number)),
+                _ => Err(format!("{name:?} is {value}, not a number")),
+            }
+        })
+        .collect()
 }
 
 fn read_json(path: &Path) -> Result<serde_json::Value, String> {
@@ -148,6 +173,24 @@ mod tests {
             assert!(why.contains(expected), "{expected:?} missing from:\n{why}");
         }
         assert!(why.contains("colour"), "{why}");
+    }
+
+    #[test]
+    fn metrics_are_named_finite_numbers() {
+        let dir = workspace(&[
+            ("good.json", r#"{"r2": 0.98, "rmse": 0.4, "rows": 40}"#),
+            ("text.json", r#"{"r2": "high"}"#),
+            ("list.json", "[0.9]"),
+        ]);
+        let good = read_metrics(&dir.path().join("good.json")).expect("good");
+        assert_eq!((good["r2"], good["rows"], good.len()), (0.98, 40.0, 3));
+        let text = read_metrics(&dir.path().join("text.json")).expect_err("text");
+        assert!(text.contains("\"r2\" is \"high\", not a number"), "{text}");
+        assert_eq!(
+            read_metrics(&dir.path().join("list.json")),
+            Err("not a JSON object".to_owned())
+        );
+        assert!(read_metrics(&dir.path().join("gone.json")).is_err());
     }
 
     #[test]

@@ -271,6 +271,11 @@ pub struct Outputs {
     /// An SPDX or CycloneDX SBOM stored with the artifact.
     #[serde(default)]
     pub sbom: Option<String>,
+    /// A JSON object of named numbers (a model's evaluation, say) the
+    /// worker reports; `spec.gates.modelQuality` judges them. Left out of
+    /// the canonical form when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<String>,
 }
 
 /// The DPRA action an action implements; conformance rules look for these.
@@ -584,6 +589,30 @@ pub struct Gates {
     pub vulnerability_scan: Option<Thresholds>,
     #[serde(default)]
     pub policy_as_code: Option<Thresholds>,
+    /// Judges `evaluate` actions' metrics against the model in production.
+    /// Left out of the canonical form when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_quality: Option<ModelQuality>,
+}
+
+/// A new model may not be worse than the one in production (the pipeline's
+/// newest successful trunk execution) by more than `maxRegression` on
+/// `metric`, nor worse than `worstAllowed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ModelQuality {
+    /// The metric's name in the evaluate action's `outputs.metrics`.
+    pub metric: String,
+    /// Whether a larger value is better (accuracy, r2) or worse (error, loss).
+    #[serde(default = "yes")]
+    pub higher_is_better: bool,
+    /// How much worse than the production model's value is allowed.
+    #[serde(default)]
+    pub max_regression: f64,
+    /// The worst value allowed at all, also for the first model: a floor
+    /// when higher is better, a ceiling otherwise.
+    #[serde(default)]
+    pub worst_allowed: Option<f64>,
 }
 
 impl Default for Gates {
@@ -595,6 +624,7 @@ impl Default for Gates {
             dast: None,
             vulnerability_scan: None,
             policy_as_code: None,
+            model_quality: None,
         }
     }
 }

@@ -404,6 +404,9 @@ impl Validator {
         if let Some(sbom) = &o.sbom {
             self.relative_path(&format!("{field}.sbom"), sbom);
         }
+        if let Some(metrics) = &o.metrics {
+            self.relative_path(&format!("{field}.metrics"), metrics);
+        }
     }
 
     fn schema_checks(&mut self, field: &str, checks: &[SchemaCheck]) {
@@ -461,8 +464,31 @@ impl Validator {
         }
     }
 
+    /// Every threshold combination is valid; a model-quality gate needs a
+    /// metric name and finite numbers.
     fn gates(&mut self, g: &Gates) {
-        let _ = g; // every threshold combination is valid
+        let Some(q) = &g.model_quality else { return };
+        let field = "spec.gates.modelQuality";
+        let valid_metric = !q.metric.is_empty()
+            && q.metric.len() <= 64
+            && q.metric
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+        if !valid_metric {
+            self.err(
+                format!("{field}.metric"),
+                "1 to 64 letters, digits, '_', '.' or '-'",
+            );
+        }
+        if !q.max_regression.is_finite() || q.max_regression < 0.0 {
+            self.err(
+                format!("{field}.maxRegression"),
+                "a finite number, at least 0",
+            );
+        }
+        if q.worst_allowed.is_some_and(|m| !m.is_finite()) {
+            self.err(format!("{field}.worstAllowed"), "a finite number");
+        }
     }
 
     fn notifications(&mut self, rules: &[NotificationRule]) {

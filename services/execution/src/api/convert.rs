@@ -159,6 +159,7 @@ pub fn action(e: &Execution, stage: &str, a: &ActionRun) -> pb::ActionRun {
         start_time: opt_time(a.start_time),
         end_time: opt_time(a.end_time),
         gate: crate::events::gate_result(a),
+        metrics: a.metrics.values.clone().into_iter().collect(),
         ..Default::default()
     }
 }
@@ -459,6 +460,7 @@ pub fn task(
                 required: true,
             })
             .collect(),
+        metrics_path: a.metrics.output.clone().unwrap_or_default(),
         schema_checks: a
             .validate
             .iter()

@@ -129,6 +129,8 @@ impl WorkerService for WorkerApi {
                 low: count(findings.low, "low")?,
                 info: count(findings.info, "info")?,
             },
+            metrics: metrics(r.metrics)?,
+            baseline: None,
         };
         let (action, snapshot, duplicate) = self.executions.report(id, report).await?;
         let stage = snapshot
@@ -281,4 +283,28 @@ fn upload(m: pb::ArtifactUpload) -> Result<crate::artifacts::Upload, Error> {
         subject_digest: m.subject_digest,
         annotations: m.annotations.into_iter().collect(),
     })
+}
+
+/// A report's metrics, refused (naming the entry) when there are too many,
+/// a name is empty or too long, or a value is not finite.
+fn metrics(
+    reported: std::collections::HashMap<String, f64>,
+) -> Result<std::collections::BTreeMap<String, f64>, Error> {
+    if reported.len() > 100 {
+        return Err(Error::invalid("metrics", "at most 100 metrics"));
+    }
+    let mut out = std::collections::BTreeMap::new();
+    for (name, value) in reported {
+        if name.is_empty() || name.len() > 64 {
+            return Err(Error::invalid("metrics", "names are 1 to 64 bytes"));
+        }
+        if !value.is_finite() {
+            return Err(Error::invalid(
+                format!("metrics[{name:?}]"),
+                "must be a finite number",
+            ));
+        }
+        out.insert(name, value);
+    }
+    Ok(out)
 }

@@ -3,6 +3,7 @@
 //! recover attempts whose worker went away.
 
 mod background;
+mod quality;
 mod upstream;
 
 pub use upstream::{ProvenanceNode, TRIGGER_AUTHOR, execution_name};
@@ -528,6 +529,8 @@ impl Executions {
     ) -> Result<(ActionRun, Snapshot, bool), Error> {
         let attempt = report.attempt;
         let execution_id = self.store.execution_of(action_id).await?;
+        let mut report = report;
+        report.baseline = self.baseline(&execution_id, action_id).await?;
         let (snapshot, result) = self
             .store
             .update(&execution_id, |s| {

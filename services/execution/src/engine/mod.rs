@@ -72,6 +72,11 @@ pub struct AttemptReport {
     pub exit_code: Option<i32>,
     pub message: String,
     pub findings: Findings,
+    /// The numbers of the action's metrics output.
+    pub metrics: std::collections::BTreeMap<String, f64>,
+    /// For a model-quality gate: the production model's value, looked up
+    /// before the report is applied.
+    pub baseline: Option<Baseline>,
 }
 
 /// Applies a worker's report for an attempt of action `id`, then advances.
@@ -110,11 +115,13 @@ pub fn report(
     }
     action.exit_code = exit_code;
     action.findings = findings;
+    action.metrics.values = r.metrics.clone();
+    action.metrics.baseline = r.baseline.clone();
     action.dirty = true;
-    // A clean exit still fails when the findings break the gate; no retry
-    // would change what the scanner found.
+    // A clean exit still fails when the findings (or metrics) break the
+    // gate; no retry would change what the scanner or evaluation found.
     let violation = match (outcome, &action.gate) {
-        (Outcome::Succeeded, Some(gate)) => gate_violation(gate, &findings),
+        (Outcome::Succeeded, Some(gate)) => gate_violation(gate, &findings, &action.metrics),
         _ => None,
     };
     let transitions = &mut s.transitions;

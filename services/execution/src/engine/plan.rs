@@ -142,6 +142,10 @@ pub fn plan(
                     validate: action.validate.clone(),
                     gate: gate_for(action.kind, &doc.spec.gates),
                     findings: Findings::default(),
+                    metrics: Metrics {
+                        output: action.outputs.metrics.clone(),
+                        ..Metrics::default()
+                    },
                     wave,
                     target: target.clone(),
                     rollback: false,
@@ -321,6 +325,12 @@ pub(super) fn gate_for(kind: ActionKind, gates: &Gates) -> Option<Gate> {
         ActionKind::Dast => gates.dast.as_ref().map(thresholds),
         ActionKind::VulnerabilityScan => gates.vulnerability_scan.as_ref().map(thresholds),
         ActionKind::PolicyAsCode => gates.policy_as_code.as_ref().map(thresholds),
+        ActionKind::Evaluate => gates.model_quality.as_ref().map(|q| Gate::ModelQuality {
+            metric: q.metric.clone(),
+            higher_is_better: q.higher_is_better,
+            max_regression: q.max_regression,
+            worst_allowed: q.worst_allowed,
+        }),
         _ => None,
     }
 }

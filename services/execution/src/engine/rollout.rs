@@ -155,6 +155,7 @@ pub(super) fn start_rollback(
             start_time: None,
             end_time: None,
             findings: Findings::default(),
+            metrics: Metrics::default(),
             rollback: true,
             gate: None,
             // A rollback deploys stored artifacts; it stores none.

@@ -134,6 +134,9 @@ pub mod action_run {
         /// JSON array of the schema checks the worker runs.
         #[sea_orm(column_type = "Text")]
         pub validate: String,
+        /// JSON of the metrics output, the values reported and the baseline.
+        #[sea_orm(column_type = "Text")]
+        pub metrics: String,
         /// JSON of the gate, or "" when none.
         #[sea_orm(column_type = "Text")]
         pub gate: String,

@@ -163,6 +163,8 @@ pub fn action_from(m: action_run::Model) -> Result<ActionRun, StoreError> {
         .map_err(|e| corrupt(format!("action {}: sarif: {e}", m.id)))?;
     let validate = serde_json::from_str(&m.validate)
         .map_err(|e| corrupt(format!("action {}: validate: {e}", m.id)))?;
+    let metrics = serde_json::from_str(&m.metrics)
+        .map_err(|e| corrupt(format!("action {}: metrics: {e}", m.id)))?;
     let gate = if m.gate.is_empty() {
         None
     } else {
@@ -205,6 +207,7 @@ pub fn action_from(m: action_run::Model) -> Result<ActionRun, StoreError> {
         validate,
         gate,
         findings,
+        metrics,
         wave: m.wave,
         target: (!m.target_account.is_empty())
             .then(|| (m.target_account.clone(), m.target_region.clone())),
@@ -240,6 +243,7 @@ pub fn action_active(a: &ActionRun) -> action_run::ActiveModel {
         end_time: Set(a.end_time),
         sarif: Set(json(&a.sarif)),
         validate: Set(json(&a.validate)),
+        metrics: Set(json(&a.metrics)),
         gate: Set(a.gate.as_ref().map(json).unwrap_or_default()),
         findings: Set(json(&a.findings)),
         wave: Set(a.wave),

@@ -9,7 +9,7 @@ use sea_orm::{
     QuerySelect,
 };
 
-use super::entities::{execution, pending_trigger};
+use super::entities::{action_run, execution, pending_trigger};
 use super::{Store, StoreError, rows};
 use crate::model::{Execution, ExecutionState};
 
@@ -62,6 +62,40 @@ impl Store {
             .await?
             .map(rows::execution_from)
             .transpose()
+    }
+
+    /// The value of `metric` that action `name` of stage `stage_index`
+    /// reported in the pipeline's newest successful trunk execution before
+    /// `execution_id`: what is in production.
+    pub async fn deployed_metric(
+        &self,
+        execution_id: &str,
+        stage_index: i32,
+        name: &str,
+        metric: &str,
+    ) -> Result<Option<crate::model::Baseline>, StoreError> {
+        let pipeline = self.execution(execution_id).await?.pipeline;
+        let Some(good) = super::last_good(&self.db, &pipeline, execution_id).await? else {
+            return Ok(None);
+        };
+        let Some(row) = action_run::Entity::find()
+            .filter(action_run::Column::ExecutionId.eq(good.execution_id.as_str()))
+            .filter(action_run::Column::StageIndex.eq(stage_index))
+            .filter(action_run::Column::Name.eq(name))
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let action = rows::action_from(row)?;
+        Ok(action
+            .metrics
+            .values
+            .get(metric)
+            .map(|&value| crate::model::Baseline {
+                execution_id: good.execution_id,
+                value,
+            }))
     }
 
     /// The execution row alone, without its stages and actions.

@@ -408,3 +408,112 @@ on_every_backend!(an_invalid_configuration_fails_the_build, |cp, dir| {
         "{reason}"
     );
 });
+
+/// A build whose evaluate action reports `{"r2": $CONVEYOR_PARAM_R2}`.
+fn evaluated(repo: &std::path::Path) -> String {
+    format!(
+        r#"apiVersion: conveyor/v1
+kind: Pipeline
+metadata: {{name: model}}
+spec:
+  type: machine-learning
+  source: {{repository: "{repo}"}}
+  stages:
+    - name: build
+      actions:
+        - name: evaluate
+          kind: evaluate
+          run: 'echo "{{\"r2\": $CONVEYOR_PARAM_R2, \"rows\": 40}}" > metrics.json'
+          outputs: {{metrics: metrics.json}}
+  gates:
+    modelQuality: {{metric: r2, maxRegression: 0.02, worstAllowed: 0.9}}
+"#,
+        repo = repo.display()
+    )
+}
+
+async fn evaluate(cp: &mut ControlPlane, r2: &str) -> pb::Execution {
+    let started = cp
+        .executions
+        .start_execution(pb::StartExecutionRequest {
+            parent: "pipelines/model".into(),
+            commit: Some(pb::Commit::default()),
+            parameters: [("R2".to_owned(), r2.to_owned())].into(),
+            ..Default::default()
+        })
+        .await
+        .expect("start")
+        .into_inner();
+    cp.wait_done(&started.name, Duration::from_secs(60)).await
+}
+
+on_every_backend!(a_worse_model_fails_the_quality_gate, |cp, dir| {
+    let repo = git_repo(dir.path());
+    cp.start_worker();
+    cp.apply(&evaluated(&repo)).await;
+    let quality = |e: &pb::Execution| {
+        let action = &e.stages[0].actions[0];
+        let gate = action.gate.clone().expect("gate");
+        assert_eq!(gate.kind, pb::GateKind::ModelQuality as i32);
+        (
+            action.metrics.clone(),
+            gate.model_quality.expect("result"),
+            gate.passed,
+        )
+    };
+    // The first model has no baseline; it only has to beat the floor. A
+    // failed run is never the production model.
+    let floor = evaluate(&mut cp, "0.89").await;
+    assert_eq!(floor.state, pb::ExecutionState::Failed as i32);
+    assert!(
+        floor.stages[0].actions[0]
+            .failure_reason
+            .contains("r2 0.89 is worse than the worst allowed, 0.9"),
+        "{}",
+        floor.stages[0].actions[0].failure_reason
+    );
+    let first = evaluate(&mut cp, "0.95").await;
+    assert_eq!(
+        first.state,
+        pb::ExecutionState::Succeeded as i32,
+        "{}",
+        first.state_reason
+    );
+    let (metrics, result, passed) = quality(&first);
+    assert_eq!((metrics["r2"], metrics["rows"]), (0.95, 40.0));
+    assert_eq!(
+        (result.value, result.baseline, passed),
+        (Some(0.95), None, true)
+    );
+    // Within the allowed regression of the production model: passes.
+    let second = evaluate(&mut cp, "0.94").await;
+    assert_eq!(
+        second.state,
+        pb::ExecutionState::Succeeded as i32,
+        "{}",
+        second.state_reason
+    );
+    let (_, result, _) = quality(&second);
+    assert_eq!(result.baseline, Some(0.95));
+    assert_eq!(
+        result.baseline_execution,
+        first.name.rsplit('/').next().unwrap_or_default()
+    );
+    // Worse than the production model (now 0.94) by more than 0.02: fails, not retried.
+    let worse = evaluate(&mut cp, "0.91").await;
+    assert_eq!(worse.state, pb::ExecutionState::Failed as i32);
+    let reason = &worse.stages[0].actions[0].failure_reason;
+    assert!(
+        reason.starts_with("model quality: r2 0.91 is worse than the production model's 0.94"),
+        "{reason}"
+    );
+    let (_, result, passed) = quality(&worse);
+    assert_eq!(
+        (result.value, result.baseline, passed),
+        (Some(0.91), Some(0.94), false)
+    );
+    assert_eq!(worse.stages[0].actions[0].attempt, 1);
+    let better = evaluate(&mut cp, "0.97").await;
+    assert_eq!(better.state, pb::ExecutionState::Succeeded as i32);
+    assert_eq!(quality(&better).1.baseline, Some(0.94));
+});

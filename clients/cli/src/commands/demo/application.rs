@@ -10,16 +10,30 @@ use super::{Run, Session, fleet, repo, spec};
 
 const EXAMPLE: &str = "application";
 
-pub async fn run(s: &mut Session, break_release: bool) -> anyhow::Result<Vec<Run>> {
+/// The first commit's message.
+const FIRST: &str = "Initial version of the demo service";
+
+/// Makes the repository, applies the pipeline (taking artifacts from
+/// `upstream`, a list of `spec.upstream` entries) and, on the embedded
+/// control plane, vends prod's accounts; returns the repository and its
+/// first commit.
+pub async fn prepare(
+    s: &mut Session,
+    upstream: serde_json::Value,
+) -> anyhow::Result<(std::path::PathBuf, String)> {
     let repo_dir = s.dir.join("repo");
-    let message = "Initial version of the demo service";
-    let first = repo::create(&repo_dir, EXAMPLE, message)?;
+    let first = repo::create(&repo_dir, EXAMPLE, FIRST)?;
     println!(
         "  repository     {} (examples/application, commit {})",
         repo_dir.display(),
         &first[..12]
     );
-    s.apply_example(EXAMPLE, spec::PIPELINE, &repo_dir).await?;
+    s.apply_example_with(EXAMPLE, spec::PIPELINE, &repo_dir, |doc| {
+        if upstream.as_array().is_some_and(|u| !u.is_empty()) {
+            doc["spec"]["upstream"] = upstream.clone();
+        }
+    })
+    .await?;
     if s.from_fleet {
         s.apply(
             &fleet::vending_spec(&repo_dir),
@@ -39,7 +53,14 @@ pub async fn run(s: &mut Session, break_release: bool) -> anyhow::Result<Vec<Run
             fleet::VENDING_PIPELINE
         );
     }
+    Ok((repo_dir, first))
+}
 
+/// Release 1 of the service, and with `break_release` release 2, which is
+/// rolled back.
+pub async fn run(s: &mut Session, break_release: bool) -> anyhow::Result<Vec<Run>> {
+    let (repo_dir, first) = prepare(s, serde_json::Value::Null).await?;
+    let message = FIRST;
     println!("\nrelease 1: {message}");
     let good = s.release(spec::PIPELINE, &first, message).await?;
     let mut runs = vec![Run {

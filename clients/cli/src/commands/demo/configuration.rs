@@ -7,13 +7,11 @@
 //! previous version back. The service's processes never restart: the demo
 //! prints their pids before and after.
 
-use std::io::{Read, Write};
 use std::path::Path;
-use std::time::Duration;
 
 use conveyor_api::execution::v1 as pb;
 
-use super::{Run, Session, repo};
+use super::{Run, Session, http, repo};
 
 const EXAMPLE: &str = "dynamic-configuration";
 /// The name the demo's configuration pipeline is stored under.
@@ -121,24 +119,8 @@ fn describe_pids(pids: &[(u16, String)]) -> String {
 /// Prints what each prod copy answers on `path` (its first line).
 fn show(s: &Session, path: &str) {
     for port in &s.ports.prod {
-        let answer = get(*port, path).unwrap_or_else(|e| format!("no answer: {e}"));
+        let answer = http::get(*port, path).unwrap_or_else(|e| format!("no answer: {e}"));
         let first = answer.lines().next().unwrap_or_default();
         println!("  prod :{port} GET {path:<9} {first}");
     }
-}
-
-/// The body of `GET path` from the service on 127.0.0.1:`port`.
-fn get(port: u16, path: &str) -> std::io::Result<String> {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    Ok(response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default())
 }

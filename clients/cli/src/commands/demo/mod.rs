@@ -15,6 +15,9 @@
 mod application;
 mod configuration;
 mod fleet;
+mod http;
+mod image;
+mod model;
 mod progress;
 mod repo;
 mod spec;
@@ -39,6 +42,10 @@ pub enum DemoType {
     Application,
     /// The service, then flags and settings delivered to it while it runs.
     DynamicConfiguration,
+    /// A base image; its publish builds and ships the service on it.
+    ComputeImage,
+    /// The service, then a model trained, gated and served by it.
+    MachineLearning,
 }
 
 impl DemoType {
@@ -49,6 +56,12 @@ impl DemoType {
             }
             DemoType::DynamicConfiguration => {
                 "conveyor demo: the service to prod, then its flags and settings to the running service, no redeploy"
+            }
+            DemoType::ComputeImage => {
+                "conveyor demo: a base image built, scanned, tested and published; its publish ships the service built on it"
+            }
+            DemoType::MachineLearning => {
+                "conveyor demo: the service to prod, then a model trained, gated against production and served"
             }
         }
     }
@@ -184,6 +197,18 @@ impl Session {
         name: &str,
         repo: &Path,
     ) -> anyhow::Result<()> {
+        self.apply_example_with(example, name, repo, |_| {}).await
+    }
+
+    /// As [`Self::apply_example`], with `adjust` applied to the localized
+    /// document before it is stored.
+    pub async fn apply_example_with(
+        &self,
+        example: &str,
+        name: &str,
+        repo: &Path,
+        adjust: impl FnOnce(&mut serde_json::Value),
+    ) -> anyhow::Result<()> {
         let valid = conveyor_definitions::spec::load(
             repo::pipeline_yaml(example)?,
             conveyor_definitions::spec::Format::Yaml,
@@ -197,9 +222,14 @@ impl Session {
             &self.state_dir,
             &self.dir.join("cache"),
         )?;
-        if self.from_fleet {
+        if self.from_fleet
+            && local["spec"]["stages"]
+                .as_array()
+                .is_some_and(|stages| stages.iter().any(|s| s["name"] == "prod"))
+        {
             fleet::prod_from_fleet(&mut local)?;
         }
+        adjust(&mut local);
         let pipeline = self
             .apply(&local, &format!("the demo's {example} pipeline"))
             .await?;
@@ -293,6 +323,12 @@ async fn demo(args: &DemoArgs, dir: &Path, state_dir: &Path) -> anyhow::Result<E
         DemoType::DynamicConfiguration => {
             let mut runs = application::run(&mut session, false).await?;
             runs.extend(configuration::run(&mut session, args.break_release).await?);
+            runs
+        }
+        DemoType::ComputeImage => image::run(&mut session, args.break_release).await?,
+        DemoType::MachineLearning => {
+            let mut runs = application::run(&mut session, false).await?;
+            runs.extend(model::run(&mut session, args.break_release).await?);
             runs
         }
     };

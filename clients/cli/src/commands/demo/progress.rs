@@ -173,7 +173,8 @@ pub fn summary(e: &pb::Execution) -> Vec<String> {
         .stages
         .iter()
         .flat_map(|s| &s.actions)
-        .filter(|a| a.action == "package")
+        // The examples' package actions (a model is "registered").
+        .filter(|a| matches!(a.action.as_str(), "package" | "register"))
         .flat_map(|a| &a.artifacts);
     for a in package {
         lines.push(format!(

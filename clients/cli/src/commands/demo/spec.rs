@@ -1,7 +1,7 @@
-//! The example's pipeline, pointed at the demo's local world: its source is
-//! the local repository, every target is a copy of the service on a local
-//! port (the target's region is the port), bake times are seconds rather
-//! than hours, and prod has no deployment window. Everything else (stages,
+//! An example's pipeline, pointed at the demo's local world: its source is
+//! the local repository, every beta, gamma and prod target is a copy of the
+//! service on a local port (the target's region is the port), bake times
+//! are seconds rather than hours, and nothing has a deployment window. Everything else (stages,
 //! actions, gates) is the example's own; the demo's approver may approve.
 
 use std::path::Path;
@@ -100,29 +100,48 @@ pub fn localize(
             .map(|p| json!({"account": account, "region": p.to_string()}))
             .collect()
     };
-    let (gamma_account, prod_account) = (account(spec, "gamma")?, account(spec, "prod")?);
-    let gamma = stage_mut(spec, "gamma")?;
-    gamma["deployment"] = json!({
-        "waves": [{"name": "gamma", "targets": targets(&gamma_account, &ports.gamma)}],
-        "bakeTime": "2s",
-        "alarms": [probe("gamma-health")],
-    });
-    let prod = stage_mut(spec, "prod")?;
-    let deployment = prod["deployment"]
-        .as_object_mut()
-        .context("the example's prod stage has no deployment")?;
-    deployment.remove("timeWindows");
-    deployment.insert(
-        "waves".to_owned(),
-        json!([
-            {"name": "one-box", "targets": targets(&prod_account, &ports.prod[..1])},
-            {"name": "wave-2", "targets": targets(&prod_account, &ports.prod[1..2])},
-            {"name": "wave-3", "targets": targets(&prod_account, &ports.prod[2..])},
-        ]),
-    );
-    deployment.insert("bakeTime".to_owned(), json!("3s"));
-    deployment.insert("alarms".to_owned(), json!([probe("prod-health")]));
+    let has = |spec: &Value, stage: &str| {
+        spec["stages"]
+            .as_array()
+            .is_some_and(|stages| stages.iter().any(|s| s["name"] == stage))
+    };
+    if has(spec, "gamma") {
+        let gamma_account = account(spec, "gamma")?;
+        let gamma = stage_mut(spec, "gamma")?;
+        gamma["deployment"] = json!({
+            "waves": [{"name": "gamma", "targets": targets(&gamma_account, &ports.gamma)}],
+            "bakeTime": "2s",
+            "alarms": [probe("gamma-health")],
+        });
+    }
+    if has(spec, "prod") {
+        let prod_account = account(spec, "prod")?;
+        let prod = stage_mut(spec, "prod")?;
+        let deployment = prod["deployment"]
+            .as_object_mut()
+            .context("the example's prod stage has no deployment")?;
+        deployment.remove("timeWindows");
+        deployment.insert(
+            "waves".to_owned(),
+            json!([
+                {"name": "one-box", "targets": targets(&prod_account, &ports.prod[..1])},
+                {"name": "wave-2", "targets": targets(&prod_account, &ports.prod[1..2])},
+                {"name": "wave-3", "targets": targets(&prod_account, &ports.prod[2..])},
+            ]),
+        );
+        deployment.insert("bakeTime".to_owned(), json!("3s"));
+        deployment.insert("alarms".to_owned(), json!([probe("prod-health")]));
+    }
     for stage in spec["stages"].as_array_mut().into_iter().flatten() {
+        // Other deploying stages (an image's publish, say) keep their
+        // targets, with the demo's bake time.
+        let ports_named = matches!(stage["name"].as_str(), Some("gamma" | "prod"));
+        if let Some(deployment) = stage["deployment"].as_object_mut()
+            && !ports_named
+        {
+            deployment.insert("bakeTime".to_owned(), json!("2s"));
+            deployment.remove("timeWindows");
+        }
         // The demo's approver approves every production stage.
         if let Some(approval) = stage["approval"].as_object_mut() {
             approval.insert(

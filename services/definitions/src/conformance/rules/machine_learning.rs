@@ -44,7 +44,7 @@ pub(super) fn machine_learning() -> Vec<Rule> {
             REQ,
             "Conveyor ML: a model-quality gate against the deployed model",
             "the model is evaluated against the currently deployed one before any deployment",
-            Check::Action(BUILD, K::Evaluate),
+            Check::Custom(model_quality_gate),
         ),
         rule(
             "build.package",
@@ -89,4 +89,17 @@ pub(super) fn machine_learning() -> Vec<Rule> {
             Check::Custom(production_rollback),
         ),
     ]
+}
+
+/// An evaluate action that reports metrics, and a model-quality gate that
+/// judges them against the model in production.
+fn model_quality_gate(ctx: &Context) -> Outcome {
+    let outcome = Check::ActionWithOutput(BUILD, K::Evaluate, Output::Metrics).evaluate(ctx);
+    if !outcome.passed || ctx.doc.spec.gates.model_quality.is_some() {
+        return outcome;
+    }
+    Outcome::fail(
+        "spec.gates.modelQuality",
+        "set spec.gates.modelQuality so a model worse than the deployed one fails the run",
+    )
 }

@@ -40,6 +40,7 @@ pub enum Output {
     Sarif,
     Artifacts,
     Sbom,
+    Metrics,
 }
 
 pub enum Check {
@@ -74,6 +75,7 @@ impl Check {
                     Output::Sarif => !a.outputs.sarif.is_empty(),
                     Output::Artifacts => !a.outputs.artifacts.is_empty(),
                     Output::Sbom => a.outputs.sbom.is_some(),
+                    Output::Metrics => a.outputs.metrics.is_some(),
                 };
                 match actions.iter().find(|(_, a)| has(a)) {
                     Some((field, _)) => Outcome::pass(field.clone()),
@@ -115,6 +117,7 @@ fn output_name(o: Output) -> &'static str {
         Output::Sarif => "sarif",
         Output::Artifacts => "artifacts",
         Output::Sbom => "sbom",
+        Output::Metrics => "metrics",
     }
 }
 

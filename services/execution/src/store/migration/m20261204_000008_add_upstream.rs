@@ -3,8 +3,8 @@ use sea_orm_migration::schema::*;
 
 /// Artifacts flowing between pipelines: the upstream artifacts an execution
 /// pinned (JSON array), the upstream execution that triggered it, and the
-/// publishes whose downstream pipelines are still to be started; and the
-/// schema checks of each action run (JSON array).
+/// publishes whose downstream pipelines are still to be started; and each
+/// action run's schema checks (JSON array) and metrics (JSON object).
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -37,6 +37,14 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
+            .alter_table(
+                Table::alter()
+                    .table(ActionRuns::Table)
+                    .add_column(text(ActionRuns::Metrics).default("{}"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
             .create_table(
                 Table::create()
                     .table(PendingTriggers::Table)
@@ -58,6 +66,14 @@ impl MigrationTrait for Migration {
                 Table::alter()
                     .table(ActionRuns::Table)
                     .drop_column(ActionRuns::Validate)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(ActionRuns::Table)
+                    .drop_column(ActionRuns::Metrics)
                     .to_owned(),
             )
             .await?;
@@ -91,6 +107,7 @@ enum Executions {
 enum ActionRuns {
     Table,
     Validate,
+    Metrics,
 }
 
 #[derive(DeriveIden)]
