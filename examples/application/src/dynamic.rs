@@ -1,9 +1,7 @@
-//! Dynamic configuration, delivered without a redeploy: the
-//! dynamic-configuration pipeline (examples/dynamic-configuration) writes a
-//! version into `DIR/versions/<version>/` and points `DIR/current` at it;
-//! the service re-reads it whenever `current/VERSION` changes, so a new
-//! flag value or setting takes effect on the next request, in the same
-//! process.
+//! Dynamic configuration, delivered without a redeploy by the
+//! dynamic-configuration pipeline (examples/dynamic-configuration; see
+//! [`crate::delivered`]): a new flag value or setting takes effect on the
+//! next request, in the same process.
 //!
 //! `flags.json` and `settings.json` are flat JSON objects (the pipeline's
 //! schemas say so): names to booleans, and names to strings, numbers or
@@ -12,8 +10,9 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::path::Path;
+
+use crate::delivered::{Delivered, Versioned};
 
 /// A setting's value.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,43 +60,17 @@ impl Snapshot {
 }
 
 /// The configuration of one instance, re-read when its version changes.
-pub struct Dynamic {
-    dir: Option<PathBuf>,
-    loaded: Mutex<Snapshot>,
-}
+pub type Dynamic = Delivered<Snapshot>;
 
-impl Dynamic {
-    pub fn new(dir: Option<PathBuf>) -> Self {
-        Dynamic {
-            dir,
-            loaded: Mutex::new(Snapshot::default()),
-        }
+impl Versioned for Snapshot {
+    const WHAT: &'static str = "configuration";
+
+    fn load(dir: &Path, version: &str) -> Result<Self, String> {
+        load(dir, version)
     }
 
-    /// The current version: the one loaded, or the delivered one if it
-    /// changed since (a version that cannot be read keeps the old one).
-    pub fn current(&self) -> Snapshot {
-        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(dir) = &self.dir else {
-            return loaded.clone();
-        };
-        let current = dir.join("current");
-        let version = fs::read_to_string(current.join("VERSION")).unwrap_or_default();
-        let version = version.trim();
-        if version.is_empty() || version == loaded.version {
-            return loaded.clone();
-        }
-        match load(&current, version) {
-            Ok(next) => {
-                eprintln!(
-                    "demo-app: configuration {version} loaded (was {})",
-                    if loaded.version.is_empty() { "none" } else { &loaded.version }
-                );
-                *loaded = next;
-            }
-            Err(why) => eprintln!("demo-app: configuration {version} ignored: {why}"),
-        }
-        loaded.clone()
+    fn version(&self) -> &str {
+        &self.version
     }
 }
 

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+mod delivered;
 mod dynamic;
 mod model;
 

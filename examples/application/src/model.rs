@@ -1,15 +1,16 @@
 //! The served model, delivered by the machine-learning pipeline
-//! (examples/machine-learning) like dynamic configuration: a version under
-//! `DIR/versions/<version>/` (`VERSION`, `model.txt`, `metrics.json`) and
-//! `DIR/current` pointing at it, re-read when `current/VERSION` changes.
+//! (examples/machine-learning) like dynamic configuration (see
+//! [`crate::delivered`]): each version holds `VERSION`, `model.txt` and
+//! `metrics.json`.
 //!
 //! `model.txt` is a linear model, one term per line:
 //! `intercept 4.95` and `weight x1 3.01`.
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::PathBuf;
-use std::sync::Mutex;
+use std::path::Path;
+
+use crate::delivered::{Delivered, Versioned};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Model {
@@ -59,47 +60,28 @@ pub fn parse(text: &str) -> Result<(f64, BTreeMap<String, f64>), String> {
 }
 
 /// The model of one instance, re-read when its version changes.
-pub struct Served {
-    dir: Option<PathBuf>,
-    loaded: Mutex<Model>,
-}
+pub type Served = Delivered<Model>;
 
-impl Served {
-    pub fn new(dir: Option<PathBuf>) -> Self {
-        Served {
-            dir,
-            loaded: Mutex::new(Model::default()),
-        }
+impl Versioned for Model {
+    const WHAT: &'static str = "model";
+
+    fn load(dir: &Path, version: &str) -> Result<Self, String> {
+        let text = fs::read_to_string(dir.join("model.txt"))
+            .map_err(|e| format!("cannot read model.txt: {e}"))?;
+        let (intercept, weights) = parse(&text)?;
+        Ok(Model {
+            version: version.to_owned(),
+            intercept,
+            weights,
+            metrics: fs::read_to_string(dir.join("metrics.json"))
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
+        })
     }
 
-    pub fn current(&self) -> Model {
-        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(dir) = &self.dir else {
-            return loaded.clone();
-        };
-        let current = dir.join("current");
-        let version = fs::read_to_string(current.join("VERSION")).unwrap_or_default();
-        let version = version.trim();
-        if version.is_empty() || version == loaded.version {
-            return loaded.clone();
-        }
-        let text = fs::read_to_string(current.join("model.txt")).unwrap_or_default();
-        match parse(&text) {
-            Ok((intercept, weights)) => {
-                eprintln!("demo-app: model {version} loaded (was {:?})", loaded.version);
-                *loaded = Model {
-                    version: version.to_owned(),
-                    intercept,
-                    weights,
-                    metrics: fs::read_to_string(current.join("metrics.json"))
-                        .unwrap_or_default()
-                        .trim()
-                        .to_owned(),
-                };
-            }
-            Err(why) => eprintln!("demo-app: model {version} ignored: {why}"),
-        }
-        loaded.clone()
+    fn version(&self) -> &str {
+        &self.version
     }
 }
 
