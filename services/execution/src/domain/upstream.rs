@@ -129,7 +129,7 @@ impl Executions {
 
     /// Starts the downstream pipelines of every pending publish; returns
     /// how many executions it started. A publish stays pending while the
-    /// definitions service cannot be reached.
+    /// definitions service cannot be reached, or its trigger fails.
     pub async fn fire_triggers(&self) -> Result<usize, Error> {
         let mut started = 0;
         for (execution_id, pipeline) in self.store.pending_triggers(100).await? {
@@ -142,7 +142,11 @@ impl Executions {
                     tracing::warn!(execution = %execution_id, error = %e, "triggers wait for the next pass");
                     return Ok(started);
                 }
-                Err(e) => return Err(e),
+                // Kept pending and tried again next pass; the publishes
+                // after it are not held up.
+                Err(e) => {
+                    tracing::warn!(execution = %execution_id, error = %e, "firing a trigger failed")
+                }
             }
         }
         Ok(started)
