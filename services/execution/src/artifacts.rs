@@ -263,10 +263,10 @@ impl Artifacts {
         kind: ArtifactKind,
         u: Upload,
     ) -> Result<Artifact, Error> {
-        let (pipeline, commit_sha) = self.store.pipeline_and_commit(&action.execution_id).await?;
+        let execution = self.store.execution(&action.execution_id).await?;
         let artifact = Artifact {
-            commit_sha,
-            pipeline,
+            commit_sha: execution.commit_sha,
+            pipeline: execution.pipeline,
             execution_id: action.execution_id,
             name: u.name,
             action_id: action.id,

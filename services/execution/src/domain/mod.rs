@@ -100,6 +100,16 @@ impl Executions {
     }
 
     pub async fn start(&self, request: StartRequest) -> Result<Snapshot, Error> {
+        self.start_pinned(request, None).await
+    }
+
+    /// As [`Self::start`], with the pipeline's current revision when the
+    /// caller has just read it.
+    async fn start_pinned(
+        &self,
+        request: StartRequest,
+        pinned: Option<crate::specs::Pinned>,
+    ) -> Result<Snapshot, Error> {
         check_name(&request.pipeline, "parent")?;
         if request.commit_sha.len() > 64
             || !request.commit_sha.bytes().all(|b| b.is_ascii_hexdigit())
@@ -118,7 +128,10 @@ impl Executions {
         }
         check_parameters(&request.parameters)?;
         check_earlier_commits(&request.earlier_commits)?;
-        let pinned = self.specs.current(&request.pipeline).await?;
+        let pinned = match pinned {
+            Some(pinned) => pinned,
+            None => self.specs.current(&request.pipeline).await?,
+        };
         let spec = &pinned.document.spec;
         let upstream = self
             .pin_upstream(&spec.upstream, &request.upstream_executions)
@@ -530,7 +543,11 @@ impl Executions {
         let attempt = report.attempt;
         let execution_id = self.store.execution_of(action_id).await?;
         let mut report = report;
-        report.baseline = self.baseline(&execution_id, action_id).await?;
+        // Only a report with metrics can pass a model-quality gate; the
+        // others need no baseline (and no extra query).
+        if !report.metrics.is_empty() {
+            report.baseline = self.baseline(&execution_id, action_id).await?;
+        }
         let (snapshot, result) = self
             .store
             .update(&execution_id, |s| {

@@ -167,12 +167,14 @@ impl Executions {
                 tracing::warn!(upstream = %name, downstream = %d, "not triggered: the pipeline is already upstream of this execution (a trigger cycle)");
                 continue;
             }
-            let spec = match self.specs.current(&d).await {
-                Ok(pinned) => pinned.document.spec,
+            let pinned = match self.specs.current(&d).await {
+                Ok(pinned) => pinned,
                 Err(SpecError::NotFound(_)) => continue,
                 Err(e) => return Err(e.into()),
             };
-            if !spec
+            if !pinned
+                .document
+                .spec
                 .upstream
                 .iter()
                 .any(|u| u.pipeline == pipeline && u.trigger)
@@ -198,7 +200,8 @@ impl Executions {
                 triggered_by: name.clone(),
                 ..Default::default()
             };
-            match self.start(request).await {
+            // The revision just read is the one the execution pins.
+            match self.start_pinned(request, Some(pinned)).await {
                 Ok(s) => {
                     tracing::info!(upstream = %name, execution = %s.execution.id, pipeline = %d, "downstream pipeline triggered");
                     started += 1;

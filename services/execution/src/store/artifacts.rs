@@ -4,7 +4,7 @@
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
-use super::entities::{artifact, execution};
+use super::entities::artifact;
 use super::{Store, StoreError};
 use crate::model::{Artifact, ArtifactKind};
 
@@ -90,18 +90,6 @@ impl Store {
             .into_iter()
             .map(from_row)
             .collect()
-    }
-
-    /// An execution's pipeline and the commit it builds.
-    pub async fn pipeline_and_commit(
-        &self,
-        execution_id: &str,
-    ) -> Result<(String, String), StoreError> {
-        execution::Entity::find_by_id(execution_id.to_owned())
-            .one(&self.db)
-            .await?
-            .map(|e| (e.pipeline, e.commit_sha))
-            .ok_or_else(|| StoreError::NotFound(execution_id.to_owned()))
     }
 }
 

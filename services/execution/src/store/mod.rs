@@ -598,18 +598,24 @@ async fn baking_data_points<C: sea_orm::ConnectionTrait>(
     Ok(None)
 }
 
+/// The pipeline's successful trunk executions (what it deployed and
+/// published), newest first.
+fn published(pipeline: &str) -> sea_orm::Select<execution::Entity> {
+    execution::Entity::find()
+        .filter(execution::Column::Pipeline.eq(pipeline))
+        .filter(execution::Column::State.eq(ExecutionState::Succeeded.as_str()))
+        .filter(execution::Column::BuildOnly.eq(false))
+        .order_by_desc(execution::Column::Id)
+}
+
 /// The pipeline's newest successful deployment before `id`.
 async fn last_good<C: sea_orm::ConnectionTrait>(
     db: &C,
     pipeline: &str,
     id: &str,
 ) -> Result<Option<crate::model::LastGood>, StoreError> {
-    Ok(execution::Entity::find()
-        .filter(execution::Column::Pipeline.eq(pipeline))
-        .filter(execution::Column::State.eq(ExecutionState::Succeeded.as_str()))
-        .filter(execution::Column::BuildOnly.eq(false))
+    Ok(published(pipeline)
         .filter(execution::Column::Id.lt(id))
-        .order_by_desc(execution::Column::Id)
         .one(db)
         .await?
         .map(|e| crate::model::LastGood {

@@ -11,7 +11,7 @@ use sea_orm::{
 
 use super::entities::{action_run, execution, pending_trigger};
 use super::{Store, StoreError, rows};
-use crate::model::{Execution, ExecutionState};
+use crate::model::Execution;
 
 pub(super) async fn add_pending(
     txn: &DatabaseTransaction,
@@ -53,11 +53,7 @@ impl Store {
     /// The pipeline's newest successful trunk execution: what it last
     /// published.
     pub async fn last_published(&self, pipeline: &str) -> Result<Option<Execution>, StoreError> {
-        execution::Entity::find()
-            .filter(execution::Column::Pipeline.eq(pipeline))
-            .filter(execution::Column::State.eq(ExecutionState::Succeeded.as_str()))
-            .filter(execution::Column::BuildOnly.eq(false))
-            .order_by_desc(execution::Column::Id)
+        super::published(pipeline)
             .one(&self.db)
             .await?
             .map(rows::execution_from)

@@ -7,8 +7,6 @@
 //! previous version back. The service's processes never restart: the demo
 //! prints their pids before and after.
 
-use std::path::Path;
-
 use conveyor_api::execution::v1 as pb;
 
 use super::{Run, Session, http, repo};
@@ -36,7 +34,7 @@ pub async fn run(s: &mut Session, break_release: bool) -> anyhow::Result<Vec<Run
     show(s, "/config");
 
     let message = "Turn on the new checkout";
-    edit(
+    repo::replace(
         &repo_dir,
         "config/flags.json",
         "\"new-checkout\": false",
@@ -50,7 +48,7 @@ pub async fn run(s: &mut Session, break_release: bool) -> anyhow::Result<Vec<Run
 
     if break_release {
         let message = "Put prod in maintenance (by mistake)";
-        edit(
+        repo::replace(
             &repo_dir,
             "config/settings/prod.json",
             "\"maintenance\": false",
@@ -86,14 +84,6 @@ fn succeeded(execution: pb::Execution) -> Run {
         execution,
         expected: pb::ExecutionState::Succeeded,
     }
-}
-
-/// Replaces `from` (which must be there) with `to` in the repository's `path`.
-fn edit(repo_dir: &Path, path: &str, from: &str, to: &str) -> anyhow::Result<()> {
-    let file = repo_dir.join(path);
-    let text = std::fs::read_to_string(&file)?;
-    anyhow::ensure!(text.contains(from), "{path} has no {from:?}");
-    repo::write(repo_dir, path, text.replace(from, to).as_bytes(), false)
 }
 
 /// The pid of each prod copy of the service (its deploy wrote them).

@@ -77,17 +77,11 @@ pub async fn run(s: &mut Session, break_release: bool) -> anyhow::Result<Vec<Run
 
     if break_release {
         let message = "Downgrade openssl to 3.5.2 (affected by CVE-2026-31337)";
-        let packages = "rootfs/var/lib/demo/packages";
-        let text = std::fs::read_to_string(repo_dir.join(packages))?;
-        anyhow::ensure!(
-            text.contains("openssl 3.5.4"),
-            "{packages} has no openssl 3.5.4"
-        );
-        repo::write(
+        repo::replace(
             &repo_dir,
-            packages,
-            text.replace("openssl 3.5.4", "openssl 3.5.2").as_bytes(),
-            false,
+            "rootfs/var/lib/demo/packages",
+            "openssl 3.5.4",
+            "openssl 3.5.2",
         )?;
         let second = repo::commit(&repo_dir, message)?;
         println!("\nimage 2: {message}");

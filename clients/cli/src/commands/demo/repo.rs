@@ -64,6 +64,14 @@ pub fn write(repo: &Path, path: &str, content: &[u8], executable: bool) -> anyho
     Ok(())
 }
 
+/// Replaces `from` (which must be there) with `to` in the repository's `path`.
+pub fn replace(repo: &Path, path: &str, from: &str, to: &str) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(repo.join(path)).with_context(|| format!("cannot read {path}"))?;
+    anyhow::ensure!(text.contains(from), "{path} has no {from:?}");
+    write(repo, path, text.replace(from, to).as_bytes(), false)
+}
+
 /// Creates the repository at `repo` from the embedded `example`; returns
 /// the commit.
 pub fn create(repo: &Path, example: &str, message: &str) -> anyhow::Result<String> {
