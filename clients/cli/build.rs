@@ -37,6 +37,7 @@ const EXAMPLES: &[&str] = &[
     "dynamic-configuration",
     "compute-image",
     "machine-learning",
+    "account-fleet",
 ];
 
 fn main() {

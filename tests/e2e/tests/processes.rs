@@ -1,6 +1,7 @@
 //! The services as separate processes, on Postgres and Redis when the test
 //! environment provides them (SQLite and polling workers otherwise): the
-//! definitions service, the execution service and workers, talking gRPC.
+//! definitions, execution, fleet and metrics services and workers, talking
+//! gRPC.
 //! Binaries come from the same target directory (`./scripts/test` builds
 //! them with `--bins`).
 
@@ -169,8 +170,10 @@ struct Cluster {
     defs_port: u16,
     exec_port: u16,
     metrics_port: u16,
+    fleet_port: u16,
     _definitions: Proc,
     _metrics: Proc,
+    _fleet: Proc,
     execution: Option<Proc>,
     workers: Vec<Proc>,
     log: PathBuf,
@@ -223,6 +226,23 @@ impl Cluster {
         }
         traced(&mut metrics, &otlp);
         let metrics = spawn(&mut metrics, &env.dir.path().join("metrics.log"));
+        let fleet_port = free_port();
+        let mut fleet = Command::new(binary("conveyor-fleet"));
+        fleet
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{fleet_port}"),
+                "--database-url",
+                &env.database_url("fleet"),
+                "--execution-endpoint",
+                &format!("http://127.0.0.1:{exec_port}"),
+            ])
+            .env("CONVEYOR_QUEUE_PREFIX", &prefix);
+        if let Some(redis) = &env.redis {
+            fleet.env("CONVEYOR_REDIS_URL", redis);
+        }
+        traced(&mut fleet, &otlp);
+        let fleet = spawn(&mut fleet, &env.dir.path().join("fleet.log"));
         let log = env.dir.path().join("actions.log");
         let mut cluster = Cluster {
             env,
@@ -230,8 +250,10 @@ impl Cluster {
             defs_port,
             exec_port,
             metrics_port,
+            fleet_port,
             _definitions: definitions,
             _metrics: metrics,
+            _fleet: fleet,
             execution: None,
             workers: Vec::new(),
             log,
@@ -241,6 +263,7 @@ impl Cluster {
         wait_port(defs_port).await;
         wait_port(exec_port).await;
         wait_port(metrics_port).await;
+        wait_port(fleet_port).await;
         // The port opens before the service has created its signing key,
         // whose public half the workers are told to trust.
         let public_key = cluster.env.dir.path().join("signing.pem.pub");
@@ -250,6 +273,11 @@ impl Cluster {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         cluster
+    }
+
+    /// Where the account-fleet example's accounts are directories.
+    fn fleet_root(&self) -> PathBuf {
+        self.env.dir.path().join("fleet")
     }
 
     /// The execution service's signing key; it creates it on first start.
@@ -269,6 +297,8 @@ impl Cluster {
             .args([
                 "--definitions-endpoint",
                 &format!("http://127.0.0.1:{}", self.defs_port),
+                "--fleet-endpoint",
+                &format!("http://127.0.0.1:{}", self.fleet_port),
             ])
             .arg("--artifact-store")
             .arg(self.env.dir.path().join("artifacts"))
@@ -313,6 +343,14 @@ impl Cluster {
             self.env.dir.path().join(format!("work-{name}")),
         )
         .env("CONVEYOR_QUEUE_PREFIX", &self.prefix)
+        // Scripts that call the control plane (examples/account-fleet)
+        // find it and the CLI here, and the accounts under the fleet root.
+        .env("CONVEYOR_CLI", binary("conveyor"))
+        .env(
+            "CONVEYOR_FLEET_ENDPOINT",
+            format!("http://127.0.0.1:{}", self.fleet_port),
+        )
+        .env("CONVEYOR_FLEET_ROOT", self.fleet_root())
         .arg("--trusted-key-file")
         .arg(self.env.dir.path().join("signing.pem.pub"));
         if let Some(redis) = &self.env.redis {

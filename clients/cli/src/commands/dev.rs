@@ -41,12 +41,14 @@ pub struct Embedded {
 
 impl Embedded {
     /// Starts definitions, execution, fleet, metrics and a worker of `concurrency` slots on
-    /// `listen`, with their state under `data_dir`.
+    /// `listen`, with their state under `data_dir`; the worker's actions
+    /// also get `action_env`.
     pub async fn start(
         data_dir: &Path,
         listen: SocketAddr,
         dashboard_listen: SocketAddr,
         concurrency: usize,
+        action_env: &[(&str, String)],
     ) -> anyhow::Result<Embedded> {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create {}", data_dir.display()))?;
@@ -146,7 +148,9 @@ impl Embedded {
                         .unwrap_or_else(|_| "conveyor".to_owned()),
                 ),
             ]
-            .into(),
+            .into_iter()
+            .chain(action_env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())))
+            .collect(),
             ..conveyor_worker::Config::default()
         };
         let worker = tokio::spawn(conveyor_worker::run_with(
@@ -195,7 +199,8 @@ impl Embedded {
 
 pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     let _telemetry = telemetry::init("conveyor-dev", LogFormat::Text);
-    let embedded = Embedded::start(&args.data_dir, args.listen, args.dashboard_listen, 2).await?;
+    let embedded =
+        Embedded::start(&args.data_dir, args.listen, args.dashboard_listen, 2, &[]).await?;
     eprintln!(
         "conveyor dev: serving on http://{} (data in {})",
         embedded.addr,

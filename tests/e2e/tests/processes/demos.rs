@@ -103,6 +103,9 @@ async fn demo(c: &Cluster, demo_type: &str) -> String {
         .arg(format!("http://127.0.0.1:{}", c.defs_port))
         .arg("--metrics")
         .arg(format!("http://127.0.0.1:{}", c.metrics_port))
+        .arg("--fleet")
+        .arg(format!("http://127.0.0.1:{}", c.fleet_port))
+        .env("CONVEYOR_FLEET_ROOT", c.fleet_root())
         .arg("--data-dir")
         .arg(c.env.dir.path().join(format!("demo-{demo_type}")))
         .output()
@@ -243,5 +246,56 @@ async fn a_worse_model_never_reaches_prod_across_processes() {
         6,
         "{out}"
     );
+    c.env.cleanup().await;
+}
+
+/// The account-fleet pipelines across processes: the fleet service vends
+/// three accounts through the vending pipeline, baseline 2 rolls out to
+/// them in the waves it planned, after an approval, and every target runs
+/// it; baseline 3 denies the region of the canary account, the demo's
+/// monitor sets the alarm the fleet stage watches, and the rollout reverts
+/// the account it touched to baseline 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_baseline_rolls_out_across_the_fleet_and_reverts_on_alarm_across_processes() {
+    let mut c = Cluster::start().await;
+    c.start_worker("w1");
+    c.start_worker("w2");
+    let out = demo(&c, "account-fleet").await;
+    let runs = runs(&out);
+    assert_eq!(runs.len(), 2, "{out}");
+    assert!(
+        runs[0].starts_with("pipelines/account-fleet/") && runs[0].ends_with(": succeeded"),
+        "{out}"
+    );
+    assert!(
+        runs[1].contains(": rolled back (alarm \"guardrail-violations\" fired"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "rollouts/guardrails-2 succeeded: 3 account(s) applied baselines/guardrails/versions/2"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("rollouts/guardrails-3 reverted"), "{out}");
+    assert!(out.contains("reverted       accounts/prod-eu-1"), "{out}");
+    // Every target ran baseline 2 after its rollout, and again after the
+    // revert of baseline 3: the files on disk say so.
+    let root = c.fleet_root();
+    for (account, region) in [
+        ("prod-eu-1", "eu-west-1"),
+        ("prod-eu-1", "eu-central-1"),
+        ("prod-us-1", "us-east-1"),
+        ("prod-us-2", "us-west-2"),
+    ] {
+        let target = root.join(account).join(region).join("baseline/guardrails");
+        let policy = std::fs::read_to_string(target.join("password-policy.json")).unwrap();
+        assert!(
+            policy.contains("\"MinimumPasswordLength\": 16"),
+            "{account}/{region}: {policy}"
+        );
+        let regions = std::fs::read_to_string(target.join("allowed-regions.json")).unwrap();
+        assert!(regions.contains(region), "{account}/{region}: {regions}");
+    }
     c.env.cleanup().await;
 }

@@ -96,8 +96,17 @@ pub async fn vend(endpoint: &str, ports: &Ports) -> anyhow::Result<Vec<String>> 
         }
         ids.push(id);
     }
+    wait_active(&mut client, &ids).await?;
+    Ok(ids)
+}
+
+/// Waits until the vending executions of `ids` made them ACTIVE.
+pub async fn wait_active(
+    client: &mut FleetServiceClient<tonic::transport::Channel>,
+    ids: &[String],
+) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
-    for id in &ids {
+    for id in ids {
         loop {
             let account = client
                 .get_account(pb::GetAccountRequest {
@@ -119,7 +128,7 @@ pub async fn vend(endpoint: &str, ports: &Ports) -> anyhow::Result<Vec<String>> 
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    Ok(ids)
+    Ok(())
 }
 
 /// Turns prod's explicit waves into waves from the fleet: the demo's OU.

@@ -8,10 +8,14 @@
 //!
 //! `--type application` (the default, [`application`]) ships the example
 //! service; `--type dynamic-configuration` ([`configuration`]) ships it,
-//! then changes its flags and settings without redeploying it. `--break`
-//! then ships a change that fails its health probe and shows the automatic
-//! rollback.
+//! then changes its flags and settings without redeploying it;
+//! `--type compute-image` ([`image`]) builds a base image whose publish
+//! ships the service; `--type machine-learning` ([`model`]) gates and
+//! serves a model; `--type account-fleet` ([`accounts`]) vends accounts and
+//! rolls a baseline out across them. `--break` then ships a change that
+//! fails and shows how the pipeline stops or rolls it back.
 
+mod accounts;
 mod application;
 mod configuration;
 mod fleet;
@@ -46,6 +50,9 @@ pub enum DemoType {
     ComputeImage,
     /// The service, then a model trained, gated and served by it.
     MachineLearning,
+    /// Accounts vended with a baseline, then a new baseline rolled out
+    /// across them in waves.
+    AccountFleet,
 }
 
 impl DemoType {
@@ -62,6 +69,9 @@ impl DemoType {
             }
             DemoType::MachineLearning => {
                 "conveyor demo: the service to prod, then a model trained, gated against production and served"
+            }
+            DemoType::AccountFleet => {
+                "conveyor demo: accounts vended with a baseline, then a new baseline rolled out across them in waves"
             }
         }
     }
@@ -102,6 +112,10 @@ pub struct DemoArgs {
     /// the same address.
     #[arg(long, value_name = "URL", requires = "control_plane")]
     metrics: Option<String>,
+    /// With --control-plane: the fleet service, when it is not served at
+    /// the same address.
+    #[arg(long, value_name = "URL", requires = "control_plane")]
+    fleet: Option<String>,
 }
 
 const AUTHOR: &str = "demo-dev";
@@ -281,6 +295,14 @@ pub struct Run {
 
 async fn demo(args: &DemoArgs, dir: &Path, state_dir: &Path) -> anyhow::Result<ExitCode> {
     println!("{}", args.demo_type.headline());
+    // The accounts of the account-fleet example are directories under this
+    // root; the control plane's workers must see the same one.
+    let fleet_root = match &args.control_plane {
+        None => dir.join("fleet"),
+        Some(_) => std::env::var_os("CONVEYOR_FLEET_ROOT")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| std::env::temp_dir().join("conveyor-fleet")),
+    };
     let (embedded, endpoint) = match &args.control_plane {
         Some(url) => {
             println!("  control plane  {url}");
@@ -292,6 +314,7 @@ async fn demo(args: &DemoArgs, dir: &Path, state_dir: &Path) -> anyhow::Result<E
                 args.listen,
                 args.dashboard_listen,
                 4,
+                &[("CONVEYOR_FLEET_ROOT", fleet_root.display().to_string())],
             )
             .await?;
             let endpoint = format!("http://{}", embedded.addr);
@@ -303,10 +326,12 @@ async fn demo(args: &DemoArgs, dir: &Path, state_dir: &Path) -> anyhow::Result<E
         }
     };
     let ports = spec::Ports::pick()?;
-    println!(
-        "  targets        beta :{}  gamma :{} :{}  prod :{} :{} :{} (each a copy of the service)",
-        ports.beta, ports.gamma[0], ports.gamma[1], ports.prod[0], ports.prod[1], ports.prod[2]
-    );
+    if args.demo_type != DemoType::AccountFleet {
+        println!(
+            "  targets        beta :{}  gamma :{} :{}  prod :{} :{} :{} (each a copy of the service)",
+            ports.beta, ports.gamma[0], ports.gamma[1], ports.prod[0], ports.prod[1], ports.prod[2]
+        );
+    }
     let mut session = Session {
         pipelines: conveyor_api::pipelines::PipelineClient::new(
             args.definitions.as_deref().unwrap_or(&endpoint),
@@ -331,6 +356,10 @@ async fn demo(args: &DemoArgs, dir: &Path, state_dir: &Path) -> anyhow::Result<E
             runs.extend(model::run(&mut session, args.break_release).await?);
             runs
         }
+        DemoType::AccountFleet => {
+            let fleet = args.fleet.as_deref().unwrap_or(&endpoint);
+            accounts::run(&mut session, args.break_release, fleet, &fleet_root).await?
+        }
     };
 
     println!("\nsummary");
@@ -339,13 +368,15 @@ async fn demo(args: &DemoArgs, dir: &Path, state_dir: &Path) -> anyhow::Result<E
             println!("  {line}");
         }
     }
-    let prod: Vec<String> = session
-        .ports
-        .prod
-        .iter()
-        .map(|p| format!("http://127.0.0.1:{p}/"))
-        .collect();
-    println!("  prod is serving on {}", prod.join(" "));
+    if args.demo_type != DemoType::AccountFleet {
+        let prod: Vec<String> = session
+            .ports
+            .prod
+            .iter()
+            .map(|p| format!("http://127.0.0.1:{p}/"))
+            .collect();
+        println!("  prod is serving on {}", prod.join(" "));
+    }
     if let Some(last) = runs.last() {
         dora_summary(
             args.metrics.as_deref().unwrap_or(&endpoint),

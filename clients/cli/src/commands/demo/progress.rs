@@ -16,6 +16,8 @@ use crate::status::to_anyhow;
 /// The named approver who approves production in the demo.
 pub const APPROVER: &str = "dana";
 pub const APPROVER_GROUP: &str = "release-managers";
+/// The group the account-fleet example asks to approve its fleet stage.
+const FLEET_APPROVER_GROUP: &str = "cloud-platform";
 
 /// States as the demo prints them: "waiting approval", "rolled back".
 fn execution_state(state: i32) -> String {
@@ -98,7 +100,7 @@ pub async fn follow(
                 {
                     approve(client, name, &stage.stage).await?;
                     println!(
-                        "  {:>6.1}s  {:<6} approved by {APPROVER} ({APPROVER_GROUP})",
+                        "  {:>6.1}s  {:<6} approved by {APPROVER} ({APPROVER_GROUP}, {FLEET_APPROVER_GROUP})",
                         started.elapsed().as_secs_f64(),
                         stage.stage
                     );
@@ -129,9 +131,9 @@ async fn approve(
             stage: stage.to_owned(),
             principal: Some(Principal {
                 id: APPROVER.to_owned(),
-                groups: vec![APPROVER_GROUP.to_owned()],
+                groups: vec![APPROVER_GROUP.to_owned(), FLEET_APPROVER_GROUP.to_owned()],
             }),
-            comment: "beta and gamma are green; approved in the demo".to_owned(),
+            comment: "the stages before are green; approved in the demo".to_owned(),
             request_id: String::new(),
         })
         .await

@@ -19,11 +19,16 @@ fn files(example: &str) -> anyhow::Result<&'static [File]> {
 
 /// The example's pipeline definition.
 pub fn pipeline_yaml(example: &str) -> anyhow::Result<&'static [u8]> {
+    file(example, "pipeline.yaml")
+}
+
+/// The embedded file `path` of `example`.
+pub fn file(example: &str, path: &str) -> anyhow::Result<&'static [u8]> {
     files(example)?
         .iter()
-        .find(|(path, _, _)| *path == "pipeline.yaml")
+        .find(|(p, _, _)| *p == path)
         .map(|(_, content, _)| *content)
-        .with_context(|| format!("the embedded example {example:?} has no pipeline.yaml"))
+        .with_context(|| format!("the embedded example {example:?} has no {path}"))
 }
 
 fn git(repo: &Path, args: &[&str]) -> anyhow::Result<String> {

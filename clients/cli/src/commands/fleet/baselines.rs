@@ -172,7 +172,11 @@ async fn create(ctx: &Context, mut client: Client, args: CreateArgs) -> anyhow::
 }
 
 /// Every regular file below `dir`, relative to `root` with '/' separators.
-fn read_dir(root: &Path, dir: &Path, files: &mut Vec<pb::BaselineFile>) -> anyhow::Result<()> {
+pub(crate) fn read_dir(
+    root: &Path,
+    dir: &Path,
+    files: &mut Vec<pb::BaselineFile>,
+) -> anyhow::Result<()> {
     let entries =
         std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
     for entry in entries {

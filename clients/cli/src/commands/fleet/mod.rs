@@ -5,7 +5,7 @@
 //! (`organizationalUnits/prod`, `baselines/shop/versions/3`).
 
 mod accounts;
-mod baselines;
+pub(crate) mod baselines;
 mod freezes;
 mod ous;
 mod rollouts;
