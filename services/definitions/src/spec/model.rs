@@ -82,6 +82,13 @@ pub struct Upstream {
     /// starts an execution of this one.
     #[serde(default = "yes")]
     pub trigger: bool,
+    /// Whether this pipeline may run before the upstream has published:
+    /// its executions then pin nothing from it. With `trigger: false` it
+    /// records which version of the upstream (a configuration, say) was
+    /// current when it ran, without depending on it. Left out of the
+    /// canonical form when false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub optional: bool,
 }
 
 #[derive(
@@ -428,6 +435,10 @@ pub struct Deployment {
 
 fn default_bake() -> Dur {
     Dur::from_secs(60 * 60)
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn yes() -> bool {

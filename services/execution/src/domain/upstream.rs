@@ -1,6 +1,7 @@
 //! Artifacts flowing between pipelines. An execution of a pipeline with
 //! `spec.upstream` pins, when it starts, one published execution of each
-//! upstream pipeline and the artifacts it takes from it. A successful trunk
+//! upstream pipeline (of each optional one that has published) and the
+//! artifacts it takes from it. A successful trunk
 //! execution leaves a pending trigger (in the transaction that ends it);
 //! firing it starts every downstream pipeline that asks to be triggered,
 //! pinned to that execution, once (the request id is the pair).
@@ -75,14 +76,18 @@ impl Executions {
                     }
                     e
                 }
-                None => self
-                    .store
-                    .last_published(&u.pipeline)
-                    .await?
-                    .ok_or_else(|| Error::UpstreamNotPublished {
-                        pipeline: u.pipeline.clone(),
-                        why: "no successful trunk execution has published anything yet".to_owned(),
-                    })?,
+                None => match self.store.last_published(&u.pipeline).await? {
+                    Some(e) => e,
+                    // Nothing to pin yet, and nothing needed.
+                    None if u.optional => continue,
+                    None => {
+                        return Err(Error::UpstreamNotPublished {
+                            pipeline: u.pipeline.clone(),
+                            why: "no successful trunk execution has published anything yet"
+                                .to_owned(),
+                        });
+                    }
+                },
             };
             let stored: Vec<Artifact> = self
                 .store

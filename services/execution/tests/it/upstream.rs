@@ -1,7 +1,8 @@
 //! Artifacts flowing between pipelines: an image pipeline's publish starts
 //! the application pipeline that takes it, pinned by digest; a manual start
 //! pins the newest publish or a chosen one; triggers that are off, from
-//! build-only runs, or that would go round in a cycle start nothing.
+//! build-only runs, or that would go round in a cycle start nothing; an
+//! optional upstream is pinned only once it has published.
 
 use std::path::Path;
 use std::time::Duration;
@@ -329,5 +330,50 @@ on_every_backend!(
             "no trigger cycle"
         );
         cp.wait_for(&d[0].name, pb::ExecutionState::Succeeded).await;
+    }
+);
+
+on_every_backend!(
+    an_optional_upstream_is_pinned_once_it_has_published,
+    |cp, dir| {
+        let repo = git_repo(dir.path());
+        let from = |trigger: bool| {
+            format!("  upstream:\n    - {{pipeline: config, trigger: {trigger}, optional: true}}\n")
+        };
+        cp.apply(&image("config", &repo, "")).await;
+        // app records the configuration it ran with; watch is triggered by it.
+        cp.apply(&image("app", &repo, &from(false))).await;
+        cp.apply(&image("watch", &repo, &from(true))).await;
+        cp.start_worker();
+
+        // Before the configuration's first publish: nothing to pin.
+        let before = publish(&mut cp, "app").await;
+        assert!(before.upstream_artifacts.is_empty(), "{before:?}");
+
+        // The publish triggers watch, not app; app's next run pins it.
+        let config = publish(&mut cp, "config").await;
+        let watch = wait_for_count(&mut cp, "watch", 1).await;
+        assert_eq!(watch.len(), 1, "watch is triggered");
+        cp.wait_for(&watch[0].name, pb::ExecutionState::Succeeded)
+            .await;
+        assert_eq!(executions_of(&mut cp, "app").await.len(), 1, "app is not");
+        let after = publish(&mut cp, "app").await;
+        assert_eq!(after.upstream_artifacts.len(), 1);
+        assert_eq!(
+            after.upstream_artifacts[0].digest,
+            config.artifacts[0].digest
+        );
+        let provenance = cp
+            .executions
+            .get_provenance(pb::GetProvenanceRequest {
+                name: format!("{}/provenance", after.name),
+            })
+            .await
+            .expect("provenance")
+            .into_inner();
+        assert_eq!(
+            provenance.upstream[0].execution.clone().expect("config").name,
+            config.name
+        );
     }
 );

@@ -31,6 +31,11 @@ pub async fn prepare(
     s.apply_example_with(EXAMPLE, spec::PIPELINE, &repo_dir, |doc| {
         if upstream.as_array().is_some_and(|u| !u.is_empty()) {
             doc["spec"]["upstream"] = upstream.clone();
+        } else if let Some(list) = doc["spec"]["upstream"].as_array_mut() {
+            // The example's configuration pipeline, as the demo names it.
+            for u in list.iter_mut().filter(|u| u["pipeline"] == "dynamic-configuration") {
+                u["pipeline"] = super::configuration::PIPELINE.into();
+            }
         }
     })
     .await?;
