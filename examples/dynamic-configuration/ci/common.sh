@@ -31,11 +31,14 @@ json_string() {
   printf '"%s"' "$(printf '%s' "$s" | tr -d '\000-\037')"
 }
 
-# sarif_add RULE LEVEL MESSAGE FILE LINE collects a result; sarif_write TOOL
-# FILE writes them all as one SARIF 2.1.0 run.
+# sarif_add RULE LEVEL MESSAGE FILE LINE [SCORE] collects a result (SCORE: a
+# CVSS-like security-severity, which the gates read before LEVEL);
+# sarif_write TOOL FILE writes them all as one SARIF 2.1.0 run.
 SARIF_RESULTS=()
 sarif_add() {
-  SARIF_RESULTS+=("{\"ruleId\":$(json_string "$1"),\"level\":\"$2\",\"message\":{\"text\":$(json_string "$3")},\"locations\":[{\"physicalLocation\":{\"artifactLocation\":{\"uri\":$(json_string "$4")},\"region\":{\"startLine\":$5}}}]}")
+  local properties=""
+  [[ -z ${6:-} ]] || properties=",\"properties\":{\"security-severity\":\"$6\"}"
+  SARIF_RESULTS+=("{\"ruleId\":$(json_string "$1"),\"level\":\"$2\",\"message\":{\"text\":$(json_string "$3")},\"locations\":[{\"physicalLocation\":{\"artifactLocation\":{\"uri\":$(json_string "$4")},\"region\":{\"startLine\":$5}}}]$properties}")
 }
 sarif_write() {
   local results
@@ -73,6 +76,20 @@ junit_write() {
   } >"$2"
   echo "wrote $2 (${#JUNIT_CASES[@]} test(s), $JUNIT_FAILURES failure(s))"
   [[ $JUNIT_FAILURES -eq 0 ]]
+}
+
+# request METHOD PATH: sends METHOD PATH to the instance on $PORT and prints
+# the status code on the first line, the body after; fails when nothing
+# answers with HTTP.
+request() {
+  local fd response status
+  { exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"; } 2>/dev/null || return 1
+  printf '%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n' "$1" "$2" >&"$fd" 2>/dev/null || true
+  response=$(timeout 10 cat <&"$fd" 2>/dev/null) || true
+  exec {fd}>&-
+  read -r _ status _ <<<"${response%%$'\r\n'*}"
+  [[ $response == HTTP/1.[01]\ * && $status =~ ^[0-9]{3}$ ]] || return 1
+  printf '%s\n%s\n' "$status" "${response#*$'\r\n\r\n'}"
 }
 
 # expect_get PATH STATUS [TEXT]: GET PATH from the instance on $PORT must

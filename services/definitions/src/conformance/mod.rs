@@ -3,8 +3,8 @@
 //! marked REQ in the DPRA fails as an error, a REC one as a warning. The two
 //! draft types (compute image, account fleet) have no markers in the DPRA:
 //! Conveyor treats the actions their pages list as the pipeline's backbone
-//! (errors) and the ones the pages call optional or IaC tests as warnings;
-//! the machine-learning rules are Conveyor's own.
+//! (errors) and leaves the ones the pages mark optional (approvals) to
+//! warnings; the machine-learning rules are Conveyor's own.
 
 mod context;
 mod rules;

@@ -25,7 +25,7 @@ pub(super) fn account_fleet() -> Vec<Rule> {
         ),
         rule(
             "build.iac-unit-tests",
-            REC,
+            REQ,
             "DPRA account-fleet (draft): IaC unit tests",
             "the build stage unit-tests the baseline's infrastructure code",
             Check::Action(BUILD, K::IacUnitTest),

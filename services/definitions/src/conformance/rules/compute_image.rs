@@ -7,7 +7,7 @@ pub(super) fn compute_image() -> Vec<Rule> {
         rule(
             "build.build-image",
             REQ,
-            "DPRA compute-image (draft): build environment from IaC",
+            "Conveyor: the image is built once, in the build stage (DPRA consistency; the draft bakes it in its test stages)",
             "the build stage builds the image",
             Check::Action(BUILD, K::Build),
         ),
@@ -44,7 +44,7 @@ pub(super) fn compute_image() -> Vec<Rule> {
         ),
         rule(
             "build.iac-unit-tests",
-            REC,
+            REQ,
             "DPRA compute-image (draft): IaC unit tests",
             "the build stage unit-tests the image's infrastructure code",
             Check::Action(BUILD, K::IacUnitTest),
@@ -58,8 +58,8 @@ pub(super) fn compute_image() -> Vec<Rule> {
         ),
         rule(
             "test.launch-environment",
-            REC,
-            "DPRA compute-image (draft): build environment in test",
+            REQ,
+            "DPRA compute-image (draft): build environment in test; its integration tests test the launched environment",
             "a test stage launches an environment from the image",
             Check::Action(PRE_PROD, K::LaunchEnvironment),
         ),

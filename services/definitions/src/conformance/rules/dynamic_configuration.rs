@@ -124,6 +124,13 @@ pub(super) fn dynamic_configuration() -> Vec<Rule> {
             Check::Action(GAMMA, K::SyntheticTest),
         ),
         rule(
+            "gamma.production-regions",
+            REC,
+            "DPRA application/gamma: same regions as prod, applied to configuration (§5.1); checklist 28",
+            "gamma spans exactly the production regions",
+            Check::Custom(gamma_matches_production_regions),
+        ),
+        rule(
             "gamma.performance-tests",
             REC,
             "DPRA dynamic-configuration/gamma: performance tests (REC)",
@@ -171,6 +178,13 @@ pub(super) fn dynamic_configuration() -> Vec<Rule> {
             "DPRA dynamic-configuration/prod: monitoring and auto-rollback (REQ)",
             "production watches alarms and rolls back automatically",
             Check::Custom(production_rollback),
+        ),
+        rule(
+            "production.first-wave-small",
+            REC,
+            "Builders' Library: one-box first; checklist 32-33",
+            "the first production wave is a single target or starts with a one-box step",
+            Check::Custom(first_wave_small),
         ),
         rule(
             "production.acceptance-tests",

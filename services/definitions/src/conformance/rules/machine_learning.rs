@@ -35,7 +35,7 @@ pub(super) fn machine_learning() -> Vec<Rule> {
         security(
             "build.sca",
             REC,
-            "DPRA build: SCA (applied to ML dependencies)",
+            "Conveyor ML: SCA of the model code's dependencies (DPRA: REQ for applications, REC for dynamic configuration)",
             "SCA writes SARIF and gates the run by severity",
             Check::Gated(BUILD, K::Sca, |g| g.sca.is_gating(), "sca"),
         ),
@@ -55,10 +55,17 @@ pub(super) fn machine_learning() -> Vec<Rule> {
         ),
         rule(
             "test.integration-tests",
-            REC,
+            REQ,
             "DPRA beta: integration tests (applied to model serving)",
             "a test stage integration-tests the served model",
             Check::Action(PRE_PROD, K::IntegrationTest),
+        ),
+        rule(
+            "production.deploy",
+            REQ,
+            "Conveyor ML: production serves the registered model (DPRA: deploy the stored artifact)",
+            "production deploys the registered model version",
+            Check::Action(PROD, K::Deploy),
         ),
         rule(
             "production.approval",
