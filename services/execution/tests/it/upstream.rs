@@ -372,7 +372,11 @@ on_every_backend!(
             .expect("provenance")
             .into_inner();
         assert_eq!(
-            provenance.upstream[0].execution.clone().expect("config").name,
+            provenance.upstream[0]
+                .execution
+                .clone()
+                .expect("config")
+                .name,
             config.name
         );
     }

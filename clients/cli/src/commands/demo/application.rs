@@ -33,7 +33,10 @@ pub async fn prepare(
             doc["spec"]["upstream"] = upstream.clone();
         } else if let Some(list) = doc["spec"]["upstream"].as_array_mut() {
             // The example's configuration pipeline, as the demo names it.
-            for u in list.iter_mut().filter(|u| u["pipeline"] == "dynamic-configuration") {
+            for u in list
+                .iter_mut()
+                .filter(|u| u["pipeline"] == "dynamic-configuration")
+            {
                 u["pipeline"] = super::configuration::PIPELINE.into();
             }
         }
