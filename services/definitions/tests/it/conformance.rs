@@ -106,6 +106,35 @@ fn gamma_must_span_production_regions() {
 }
 
 #[test]
+fn one_wave_to_every_production_target_is_not_progressive() {
+    let one_wave = application().replace(
+        "              - {account: \"400000000000\", region: us-east-1}\n            bakeTime: 1h\n          - name: rest\n            targets:\n",
+        "              - {account: \"400000000000\", region: us-east-1}\n",
+    );
+    assert_ne!(one_wave, application(), "the template has two prod waves");
+    let report = report_for(&one_wave);
+    assert_eq!(
+        failed(&report),
+        pairs(&[
+            (
+                "production.progressive",
+                "spec.stages[3].deployment.waves[0]"
+            ),
+            (
+                "production.first-wave-small",
+                "spec.stages[3].deployment.waves[0]"
+            ),
+        ])
+    );
+    // A one-box step first, or rolling batches, make the one wave progressive.
+    let one_box = one_wave.replace(
+        "          - name: one-box\n            targets:\n",
+        "          - name: one-box\n            oneBox: {bakeTime: 30m}\n            targets:\n",
+    );
+    assert!(failed(&report_for(&one_box)).is_empty());
+}
+
+#[test]
 fn shared_accounts_fail() {
     let yaml = application().replace(
         "toolingAccount: \"100000000000\"",

@@ -225,12 +225,33 @@ pub(super) fn production_waves(ctx: &Context) -> Outcome {
         Err(o) => return o,
     };
     for (i, stage) in &prod {
-        if stage.deployment.is_none() {
+        let Some(d) = &stage.deployment else {
             return Outcome::fail(
                 format!("spec.stages[{i}]"),
                 format!(
                     "give production stage {:?} a deployment with waves or fromFleet",
                     stage.name
+                ),
+            );
+        };
+        // One wave of several targets deploys everywhere at once, unless a
+        // one-box step or rolling batches go first.
+        let batched = d
+            .rolling
+            .as_ref()
+            .is_some_and(|r| r.max_batch_percent < 100);
+        if let [w] = d.waves.as_slice()
+            && d.from_fleet.is_none()
+            && w.targets.len() > 1
+            && w.one_box.is_none()
+            && !batched
+        {
+            return Outcome::fail(
+                format!("spec.stages[{i}].deployment.waves[0]"),
+                format!(
+                    "wave {:?} deploys all {} production targets at once; split it into waves, or give it a oneBox or rolling batches",
+                    w.name,
+                    w.targets.len()
                 ),
             );
         }
