@@ -199,7 +199,36 @@ fn dynamic_configuration_requires_schema_validation() {
     .replace("kind: schema-validation", "kind: custom");
     assert_eq!(
         failed(&report_for(&yaml)),
-        pairs(&[("build.schema-validation", "spec.stages[0].actions")])
+        pairs(&[
+            ("build.schema-validation", "spec.stages[0].actions"),
+            ("build.schema-checks", "spec.stages[0].actions"),
+        ])
+    );
+}
+
+#[test]
+fn a_configuration_pipeline_never_deploys_the_application() {
+    let template = templates::render(
+        PipelineType::DynamicConfiguration,
+        "flags",
+        "retail",
+        Format::Yaml,
+    )
+    .expect("template");
+    let report = report_for(&template);
+    assert!(failed(&report).is_empty(), "{:?}", failed(&report));
+    // A prod stage that also redeploys the service.
+    let yaml = template.replace(
+        "        - {name: deploy-config, kind: deploy-config, run: ./ci/deploy-config.sh}\n        - {name: acceptance-tests,",
+        "        - {name: deploy-config, kind: deploy-config, run: ./ci/deploy-config.sh}\n        - {name: redeploy, kind: deploy, run: ./ci/deploy-app.sh}\n        - {name: acceptance-tests,",
+    );
+    assert_ne!(yaml, template);
+    let failures = failed(&report_for(&yaml));
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0].0, "pipeline.config-without-redeploy");
+    assert!(
+        failures[0].1.ends_with("].kind") && failures[0].1.starts_with("spec.stages["),
+        "{failures:?}"
     );
 }
 

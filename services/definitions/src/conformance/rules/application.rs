@@ -21,9 +21,9 @@ pub(super) fn application() -> Vec<Rule> {
         rule(
             "build.code-quality",
             REQ,
-            "DPRA application/build: code quality (REQ)",
-            "the build stage runs code-quality analysis",
-            Check::Action(BUILD, K::CodeQuality),
+            "DPRA application/build: code quality (REQ); checklist 20",
+            "the build stage runs code-quality analysis and records its findings as SARIF",
+            Check::ActionWithOutput(BUILD, K::CodeQuality, Output::Sarif),
         ),
         security(
             "build.secrets-detection",

@@ -26,11 +26,18 @@ pub(super) fn dynamic_configuration() -> Vec<Rule> {
             Check::Action(BUILD, K::SchemaValidation),
         ),
         rule(
+            "build.schema-checks",
+            REC,
+            "Conveyor: the worker checks the files against their schema itself; checklist 47",
+            "the schema-validation action declares `validate`, so every violation is named with its file",
+            Check::Custom(declared_schema_checks),
+        ),
+        rule(
             "build.code-quality",
             REQ,
-            "DPRA dynamic-configuration/build: code quality (REQ)",
-            "the build stage runs code-quality analysis",
-            Check::Action(BUILD, K::CodeQuality),
+            "DPRA dynamic-configuration/build: code quality (REQ); checklist 20",
+            "the build stage runs code-quality analysis and records its findings as SARIF",
+            Check::ActionWithOutput(BUILD, K::CodeQuality, Output::Sarif),
         ),
         security(
             "build.secrets-detection",
@@ -180,6 +187,13 @@ pub(super) fn dynamic_configuration() -> Vec<Rule> {
             Check::Custom(production_rollback),
         ),
         rule(
+            "pipeline.config-without-redeploy",
+            REQ,
+            "DPRA dynamic-configuration: configuration changes without redeploying the application; checklist 49",
+            "configuration reaches environments through deploy-config actions, never an application deploy",
+            Check::Custom(no_application_deploy),
+        ),
+        rule(
             "production.first-wave-small",
             REC,
             "Builders' Library: one-box first; checklist 32-33",
@@ -201,4 +215,34 @@ pub(super) fn dynamic_configuration() -> Vec<Rule> {
             Check::Action(PROD, K::SyntheticTest),
         ),
     ]
+}
+
+/// A schema-validation action in build whose `validate` lists schema
+/// checks the worker runs itself.
+fn declared_schema_checks(ctx: &Context) -> Outcome {
+    let actions = ctx.actions(BUILD, K::SchemaValidation);
+    match actions.iter().find(|(_, a)| !a.validate.is_empty()) {
+        Some((field, _)) => Outcome::pass(format!("{field}.validate")),
+        None => Outcome::fail(
+            actions
+                .first()
+                .map(|(field, _)| format!("{field}.validate"))
+                .unwrap_or_else(|| ctx.scope_field(BUILD)),
+            "list the schema and the files it checks in the action's validate",
+        ),
+    }
+}
+
+/// No stage deploys the application: a configuration version must be
+/// deliverable (and rolled back) on its own.
+fn no_application_deploy(ctx: &Context) -> Outcome {
+    for (i, stage) in ctx.doc.spec.stages.iter().enumerate() {
+        if let Some(j) = stage.actions.iter().position(|a| a.kind == K::Deploy) {
+            return Outcome::fail(
+                format!("spec.stages[{i}].actions[{j}].kind"),
+                "deliver configuration with deploy-config; deploying the application belongs to its own pipeline",
+            );
+        }
+    }
+    Outcome::pass("spec.stages")
 }
