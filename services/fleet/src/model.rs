@@ -189,6 +189,9 @@ pub struct Ou {
     pub etag: String,
     pub create_time: DateTime<Utc>,
     pub update_time: DateTime<Utc>,
+    /// Set when the OU follows its baseline: each newer version is rolled
+    /// out with this strategy, then assigned here.
+    pub auto_rollout: Option<Strategy>,
 }
 
 impl Ou {

@@ -215,6 +215,7 @@ pub fn organizational_unit(v: OuView) -> pb::OrganizationalUnit {
         etag: v.ou.etag,
         create_time: Some(timestamp(v.ou.create_time)),
         update_time: Some(timestamp(v.ou.update_time)),
+        auto_rollout: v.ou.auto_rollout.map(strategy_to_pb),
     }
 }
 

@@ -388,9 +388,13 @@ impl FleetService for FleetApi {
         let version = (!r.baseline_version.is_empty())
             .then(|| VersionRef::parse("baseline_version", &r.baseline_version))
             .transpose()?;
+        let auto_rollout = r
+            .auto_rollout
+            .map(|s| convert::strategy(Some(s), "auto_rollout"))
+            .transpose()?;
         ok(convert::organizational_unit(
             self.fleet
-                .assign_baseline(&id, version, &r.etag, &r.request_id)
+                .assign_baseline_with(&id, version, auto_rollout, &r.etag, &r.request_id)
                 .await?,
         ))
     }

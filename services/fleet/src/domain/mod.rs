@@ -5,6 +5,7 @@
 mod accounts;
 mod baselines;
 mod drift;
+mod following;
 mod freezes;
 mod ous;
 mod planning;
@@ -19,6 +20,7 @@ use chrono::{DateTime, Utc};
 pub use accounts::{AccountQuery, Lifecycle, NewAccount, check_tags};
 pub use baselines::NewBaselineVersion;
 pub use drift::DriftSummary;
+pub use following::FOLLOWER;
 pub use freezes::{Grant, NewFreeze};
 pub use planning::Planned;
 pub use rollouts::{DIGEST_PARAMETER, NewRollout, ROLLOUT_PARAMETER, VERSION_PARAMETER};

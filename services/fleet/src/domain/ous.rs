@@ -3,7 +3,7 @@
 
 use super::{Fleet, Page, Tree, page_by_id, request_key, settle, text, token_id};
 use crate::error::Error;
-use crate::model::{Ou, OuView};
+use crate::model::{Ou, OuView, Strategy};
 use crate::names::{self, ROOT_OU, VersionRef, check_id, ou_id};
 
 impl Fleet {
@@ -179,12 +179,36 @@ impl Fleet {
         etag: &str,
         request_id: &str,
     ) -> Result<OuView, Error> {
-        let key = request_key(request_id, "AssignBaseline", (id, &version))?;
+        self.assign_baseline_with(id, version, None, etag, request_id)
+            .await
+    }
+
+    /// As [`Self::assign_baseline`]; with `auto_rollout` the OU follows the
+    /// baseline: each newer version is rolled out with that strategy and
+    /// then assigned here (see `follow_baselines`).
+    pub async fn assign_baseline_with(
+        &self,
+        id: &str,
+        version: Option<VersionRef>,
+        auto_rollout: Option<Strategy>,
+        etag: &str,
+        request_id: &str,
+    ) -> Result<OuView, Error> {
+        if let Some(strategy) = &auto_rollout {
+            if version.is_none() {
+                return Err(Error::invalid(
+                    "auto_rollout",
+                    "an OU follows the baseline of its assigned version: give baseline_version too",
+                ));
+            }
+            super::planning::check_strategy("auto_rollout", strategy)?;
+        }
+        let key = request_key(request_id, "AssignBaseline", (id, &version, &auto_rollout))?;
         let etag = (!etag.is_empty()).then_some(etag);
         let wanted = version.as_ref().map(VersionRef::name);
         let outcome = self
             .store
-            .assign_baseline(id, version, etag, key.as_ref())
+            .assign_baseline(id, version, auto_rollout, etag, key.as_ref())
             .await
             .map_err(|e| match Error::from(e) {
                 Error::NotFound(name) if Some(&name) == wanted.as_ref() => {

@@ -1,6 +1,7 @@
 //! Follows the executions the fleet started: vending executions make
 //! accounts ACTIVE (or PROVISIONING_FAILED), rollout executions record
-//! which accounts applied the baseline and which were reverted. Requests
+//! which accounts applied the baseline and which were reverted; and OUs
+//! that follow their baseline get its newer versions rolled out. Requests
 //! whose execution could not be started are started again here; request
 //! ids make every start idempotent.
 
@@ -42,6 +43,7 @@ impl Fleet {
                 Err(e) => tracing::warn!(rollout = %id, error = %e, "cannot follow rollout"),
             }
         }
+        changed += self.follow_baselines().await?;
         Ok(changed)
     }
 

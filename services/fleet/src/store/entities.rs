@@ -16,6 +16,8 @@ pub mod ou {
         pub etag: String,
         pub create_time: DateTimeUtc,
         pub update_time: DateTimeUtc,
+        /// The OU's auto-rollout strategy (JSON), when it follows its baseline.
+        pub auto_rollout: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -16,7 +16,7 @@ use super::requests::{remember, replay};
 use super::{
     Outcome, RequestKey, Store, StoreError, check_etag, exists_or, like_prefix, new_etag, records,
 };
-use crate::model::{AccountState, Ou};
+use crate::model::{AccountState, Ou, Strategy};
 use crate::names::{ROOT_OU, VersionRef, ou_name};
 
 pub(super) async fn find<C: ConnectionTrait>(db: &C, id: &str) -> Result<Ou, StoreError> {
@@ -142,6 +142,7 @@ impl Store {
                     etag: new_etag(),
                     create_time: now,
                     update_time: now,
+                    auto_rollout: None,
                 };
                 let inserted = ou::ActiveModel::from(row)
                     .insert(txn)
@@ -174,14 +175,20 @@ impl Store {
         &self,
         id: &str,
         version: Option<VersionRef>,
+        auto_rollout: Option<Strategy>,
         etag: Option<&str>,
         request: Option<&RequestKey>,
     ) -> Result<Outcome<Ou>, StoreError> {
         let (id, etag) = (id.to_owned(), etag.map(str::to_owned));
         let request = request.cloned();
         self.transaction(|txn| {
-            let (id, etag, request, version) =
-                (id.clone(), etag.clone(), request.clone(), version.clone());
+            let (id, etag, request, version, auto_rollout) = (
+                id.clone(),
+                etag.clone(),
+                request.clone(),
+                version.clone(),
+                auto_rollout.clone(),
+            );
             Box::pin(async move {
                 if let Some(done) = replay(txn, request.as_ref()).await? {
                     return Ok(Outcome::Replayed(done));
@@ -193,6 +200,7 @@ impl Store {
                 check_etag(&ou_name(&id), &current.etag, etag.as_deref())?;
                 let mut changed = current.clone();
                 changed.baseline = version;
+                changed.auto_rollout = auto_rollout;
                 let saved = save(txn, &current, changed).await?;
                 remember(txn, request.as_ref(), &ou_name(&id)).await?;
                 Ok(Outcome::Done(saved))
@@ -373,6 +381,17 @@ async fn save(txn: &DatabaseTransaction, current: &Ou, mut changed: Ou) -> Resul
         .col_expr(
             ou::Column::BaselineVersion,
             Expr::value(changed.baseline.as_ref().map(VersionRef::name)),
+        )
+        .col_expr(
+            ou::Column::AutoRollout,
+            Expr::value(
+                changed
+                    .auto_rollout
+                    .as_ref()
+                    .map(serde_json::to_string)
+                    .transpose()
+                    .map_err(|e| StoreError::Corrupt(format!("auto_rollout: {e}")))?,
+            ),
         )
         .col_expr(ou::Column::Etag, Expr::value(changed.etag.clone()))
         .col_expr(ou::Column::UpdateTime, Expr::value(changed.update_time))

@@ -36,6 +36,12 @@ fn version(what: &str, id: &str, name: Option<&str>) -> Result<Option<VersionRef
 
 pub fn ou(m: ou::Model) -> Result<Ou, StoreError> {
     let baseline = version("organizational unit", &m.id, m.baseline_version.as_deref())?;
+    let auto_rollout = m
+        .auto_rollout
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|_| corrupt("organizational unit", &m.id, "bad auto_rollout"))?;
     Ok(Ou {
         id: m.id,
         display_name: m.display_name,
@@ -45,6 +51,7 @@ pub fn ou(m: ou::Model) -> Result<Ou, StoreError> {
         etag: m.etag,
         create_time: m.create_time,
         update_time: m.update_time,
+        auto_rollout,
     })
 }
 

@@ -103,6 +103,32 @@ async fn accounts_ous_baselines_and_plans_over_grpc() {
             .unwrap()
             .into_inner();
         assert_eq!(assigned.effective_baseline_version, version.name);
+        assert_eq!(assigned.auto_rollout, None);
+        // Following the baseline: the strategy is kept and shown; a bad one
+        // is refused with the field named.
+        let follow = |growth_factor: f64| pb::AssignBaselineRequest {
+            organizational_unit: "organizationalUnits/prod".into(),
+            baseline_version: version.name.clone(),
+            auto_rollout: Some(pb::RolloutStrategy {
+                growth_factor,
+                bake_time: Some(prost_types::Duration {
+                    seconds: 60,
+                    nanos: 0,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let bad = c.assign_baseline(follow(0.5)).await.unwrap_err();
+        assert_eq!(bad.code(), Code::InvalidArgument);
+        assert_eq!(
+            bad.get_details_bad_request().unwrap().field_violations[0].field,
+            "auto_rollout.growth_factor"
+        );
+        let following = c.assign_baseline(follow(3.0)).await.unwrap().into_inner();
+        let kept = following.auto_rollout.expect("auto_rollout");
+        assert_eq!(kept.growth_factor, 3.0);
+        assert_eq!(kept.bake_time.map(|d| d.seconds), Some(60));
         let got = c
             .get_account(pb::GetAccountRequest {
                 name: "accounts/prod-eu-1".into(),

@@ -6,6 +6,7 @@
 mod accounts;
 mod baselines;
 mod drift;
+mod following;
 mod grpc;
 mod planning;
 mod rollouts;

@@ -74,6 +74,13 @@ pub struct AssignArgs {
     version: String,
     #[arg(long)]
     ou: String,
+    /// Follow the baseline: the fleet service rolls each newer version out
+    /// below the OU by itself, with the strategy below, then assigns it.
+    #[arg(long)]
+    auto_rollout: bool,
+    /// With --auto-rollout: how its rollouts form waves.
+    #[command(flatten)]
+    strategy: super::rollouts::StrategyArgs,
 }
 
 #[derive(Args)]
@@ -93,10 +100,15 @@ pub async fn run(
         BaselineCommand::Versions(args) => versions(ctx, client, args).await,
         BaselineCommand::Get(args) => get(ctx, client, args).await,
         BaselineCommand::Assign(args) => {
+            let strategy = args.strategy.into_pb();
+            if !args.auto_rollout && strategy != pb::RolloutStrategy::default() {
+                anyhow::bail!("the rollout strategy flags go with --auto-rollout");
+            }
             let ou = client
                 .assign_baseline(pb::AssignBaselineRequest {
                     organizational_unit: ou_name(&args.ou),
                     baseline_version: version_name(&args.version)?,
+                    auto_rollout: args.auto_rollout.then_some(strategy),
                     ..Default::default()
                 })
                 .await

@@ -202,6 +202,25 @@ fn baseline(o: &pb::OrganizationalUnit) -> String {
     }
 }
 
+/// Whether the OU follows its baseline, and with which waves and bake.
+fn auto_rollout(o: &pb::OrganizationalUnit) -> String {
+    let Some(s) = &o.auto_rollout else {
+        return "off".to_owned();
+    };
+    let waves = if s.wave_percentages.is_empty() {
+        format!("growth x{}", s.growth_factor)
+    } else {
+        let p: Vec<String> = s.wave_percentages.iter().map(|p| format!("{p}%")).collect();
+        p.join(", ")
+    };
+    let bake = s
+        .bake_time
+        .as_ref()
+        .map(|d| format!("bake {}s", d.seconds))
+        .unwrap_or_else(|| "the pipeline's bake".to_owned());
+    format!("on: each newer version rolls out ({waves}, {bake})")
+}
+
 fn ou_json(o: &pb::OrganizationalUnit) -> Value {
     json!({
         "name": o.name,
@@ -213,6 +232,15 @@ fn ou_json(o: &pb::OrganizationalUnit) -> Value {
         "childCount": o.child_count,
         "accountCount": o.account_count,
         "etag": o.etag,
+        "autoRollout": o.auto_rollout.as_ref().map(|s| json!({
+            "skipCanary": s.skip_canary,
+            "growthFactor": s.growth_factor,
+            "wavePercentages": s.wave_percentages,
+            "maxProductionPercent": s.max_production_percent,
+            "oneRegionAtATime": s.one_region_at_a_time,
+            "maxWaveSize": s.max_wave_size,
+            "bakeTime": s.bake_time.as_ref().map(|d| format!("{}s", d.seconds)),
+        })),
         "createTime": output::rfc3339(&o.create_time),
         "updateTime": output::rfc3339(&o.update_time),
     })
@@ -231,6 +259,7 @@ pub(super) fn show(ctx: &Context, o: &pb::OrganizationalUnit) {
             "effective baseline".into(),
             o.effective_baseline_version.clone(),
         ],
+        vec!["auto rollout".into(), auto_rollout(o)],
         vec!["children".into(), o.child_count.to_string()],
         vec!["accounts".into(), o.account_count.to_string()],
         vec!["created".into(), output::time(&o.create_time)],

@@ -45,7 +45,7 @@ pub struct SelectorArgs {
 
 /// How targets are grouped into waves; unset flags take the server's defaults.
 #[derive(Args)]
-pub struct StrategyArgs {
+pub(super) struct StrategyArgs {
     /// After the canaries, each wave is this many times the previous one [default: 2].
     #[arg(long, conflicts_with = "percent")]
     growth: Option<f64>,
@@ -121,7 +121,7 @@ impl SelectorArgs {
 }
 
 impl StrategyArgs {
-    fn into_pb(self) -> pb::RolloutStrategy {
+    pub(super) fn into_pb(self) -> pb::RolloutStrategy {
         pb::RolloutStrategy {
             skip_canary: self.skip_canary,
             growth_factor: self.growth.unwrap_or_default(),

@@ -4,6 +4,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261127_000001_create_fleet;
 mod m20261127_000002_add_vending_pipeline;
+mod m20261204_000003_add_auto_rollout;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261127_000001_create_fleet::Migration),
             Box::new(m20261127_000002_add_vending_pipeline::Migration),
+            Box::new(m20261204_000003_add_auto_rollout::Migration),
         ]
     }
 }
