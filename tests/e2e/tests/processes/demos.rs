@@ -250,9 +250,10 @@ async fn a_worse_model_never_reaches_prod_across_processes() {
 }
 
 /// The account-fleet pipelines across processes: the fleet service vends
-/// three accounts through the vending pipeline, baseline 2 rolls out to
-/// them in the waves it planned, after an approval, and every target runs
-/// it; baseline 3 denies the region of the canary account, the demo's
+/// three accounts through the vending pipeline into an OU that follows its
+/// baseline; publishing baseline 2 starts its rollout by itself, in the
+/// waves the fleet service planned, after an approval, and every target
+/// runs it; baseline 3 denies the region of the canary account, the demo's
 /// monitor sets the alarm the fleet stage watches, and the rollout reverts
 /// the account it touched to baseline 2.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -272,12 +273,17 @@ async fn a_baseline_rolls_out_across_the_fleet_and_reverts_on_alarm_across_proce
         "{out}"
     );
     assert!(
-        out.contains(
-            "rollouts/guardrails-2 succeeded: 3 account(s) applied baselines/guardrails/versions/2"
-        ),
+        out.contains("rollouts/auto-fleet-demo-guardrails-2 started by the fleet service for baselines/guardrails/versions/2"),
+        "publishing version 2 started its rollout: {out}"
+    );
+    assert!(
+        out.contains("rollouts/auto-fleet-demo-guardrails-2 succeeded: 3 account(s) applied baselines/guardrails/versions/2"),
         "{out}"
     );
-    assert!(out.contains("rollouts/guardrails-3 reverted"), "{out}");
+    assert!(
+        out.contains("rollouts/auto-fleet-demo-guardrails-3 reverted"),
+        "{out}"
+    );
     assert!(out.contains("reverted       accounts/prod-eu-1"), "{out}");
     // Every target ran baseline 2 after its rollout, and again after the
     // revert of baseline 3: the files on disk say so.

@@ -1,8 +1,10 @@
 //! The account-fleet part of the demo: examples/account-fleet as a git
 //! repository and its two pipelines applied (`account-vending` provisions
 //! an account, `account-fleet` rolls a baseline out). Three production
-//! accounts are vended with baseline version 1; version 2 then rolls out
-//! through the fleet in waves the fleet service plans, after an approval.
+//! accounts are vended with baseline version 1, assigned to an OU that
+//! follows the baseline; publishing version 2 then starts its rollout by
+//! itself, through the fleet in waves the fleet service plans, after an
+//! approval.
 //! An account is a directory per region under the fleet root
 //! (`<root>/<account>/<region>/`, as the example's scripts have it).
 //!
@@ -33,6 +35,8 @@ pub const PIPELINE: &str = "account-fleet";
 const VENDING_PIPELINE: &str = "account-vending";
 const OU: &str = "fleet-demo";
 const BASELINE: &str = "guardrails";
+/// Bake time after each wave of the demo's rollouts.
+const BAKE_SECS: i64 = 2;
 /// The alarm the example's fleet stage watches that the demo's monitor sets.
 const ALARM: &str = "guardrail-violations";
 const POLICY: &str = "baseline/guardrails/password-policy.json";
@@ -92,7 +96,7 @@ pub async fn run(
     );
     f.create_ou().await?;
     let v1 = f.version("Account baseline 1").await?;
-    f.assign(&v1).await?;
+    f.follow(&v1).await?;
     f.vend().await?;
     f.set_alarm(pb::AlarmState::Ok, "no account breaks its guardrails")
         .await?;
@@ -106,10 +110,8 @@ pub async fn run(
         "\"MinimumPasswordLength\": 16",
     )?;
     repo::commit(&f.repo, "Passwords of 16+ characters")?;
-    let v2 = f.version("Passwords of 16+ characters").await?;
-    f.assign(&v2).await?;
-    f.print_drift().await?;
-    let rollout = f.start_rollout(&v2, "guardrails-2", 1).await?;
+    f.version("Passwords of 16+ characters").await?;
+    let rollout = f.auto_rollout(2).await?;
     let execution = f.execution_of(&rollout).await?;
     let done = progress::follow(&mut s.client, &execution).await?;
     let ok = done.state == pb::ExecutionState::Succeeded as i32;
@@ -137,9 +139,8 @@ pub async fn run(
         "[\"us-east-1\", \"us-west-2\"]",
     )?;
     repo::commit(&f.repo, "Workloads only in the US")?;
-    let v3 = f.version("Workloads only in the US").await?;
-    f.assign(&v3).await?;
-    let rollout = f.start_rollout(&v3, "guardrails-3", 5).await?;
+    f.version("Workloads only in the US").await?;
+    let rollout = f.auto_rollout(3).await?;
     let execution = f.execution_of(&rollout).await?;
     let monitor = tokio::spawn(monitor(
         AlarmServiceClient::new(conveyor_api::client::channel(&s.endpoint)?),
@@ -241,16 +242,29 @@ impl Fleet {
         Ok(version.name)
     }
 
-    async fn assign(&mut self, version: &str) -> anyhow::Result<()> {
+    /// Assigns `version` to the OU, which then follows the baseline: the
+    /// fleet service rolls each newer version out below it by itself, with
+    /// `BAKE_SECS` of bake after each wave (the pipeline's 30 minutes are
+    /// for real fleets).
+    async fn follow(&mut self, version: &str) -> anyhow::Result<()> {
         self.client
             .assign_baseline(fleet::AssignBaselineRequest {
                 organizational_unit: format!("organizationalUnits/{OU}"),
                 baseline_version: version.to_owned(),
+                auto_rollout: Some(fleet::RolloutStrategy {
+                    bake_time: Some(prost_types::Duration {
+                        seconds: BAKE_SECS,
+                        nanos: 0,
+                    }),
+                    ..Default::default()
+                }),
                 ..Default::default()
             })
             .await
             .map_err(to_anyhow)?;
-        println!("  assigned to organizationalUnits/{OU}");
+        println!(
+            "  assigned to organizationalUnits/{OU}, which follows the baseline: each newer version rolls out by itself"
+        );
         Ok(())
     }
 
@@ -321,53 +335,38 @@ impl Fleet {
         Ok(())
     }
 
-    /// Starts rollout `id` of `version` with `bake_secs` of bake time after
-    /// each wave (the pipeline's 30 minutes are for real fleets).
-    async fn start_rollout(
-        &mut self,
-        version: &str,
-        id: &str,
-        bake_secs: i64,
-    ) -> anyhow::Result<String> {
-        let rollout = self
-            .client
-            .start_rollout(fleet::StartRolloutRequest {
-                rollout_id: id.to_owned(),
-                baseline_version: version.to_owned(),
-                selector: Some(fleet::TargetSelector {
-                    organizational_units: vec![format!("organizationalUnits/{OU}")],
-                    ..Default::default()
-                }),
-                strategy: Some(fleet::RolloutStrategy {
-                    bake_time: Some(prost_types::Duration {
-                        seconds: bake_secs,
-                        nanos: 0,
-                    }),
-                    ..Default::default()
-                }),
-                principal: Some(common::Principal {
-                    id: AUTHOR.to_owned(),
-                    groups: Vec::new(),
-                }),
-                request_id: format!("demo-{id}"),
-                ..Default::default()
-            })
-            .await
-            .map_err(to_anyhow)?
-            .into_inner();
-        let plan = rollout.plan.unwrap_or_default();
-        println!(
-            "  {} planned: {} waves ({})",
-            rollout.name,
-            plan.waves.len(),
-            plan.waves
-                .iter()
-                .map(|w| w.targets.len().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-                + " targets"
-        );
-        Ok(rollout.name)
+    /// The rollout the fleet service started by itself for version
+    /// `version` of the baseline on the OU, once it has.
+    async fn auto_rollout(&mut self, version: i64) -> anyhow::Result<String> {
+        let name = format!("rollouts/auto-{OU}-{BASELINE}-{version}");
+        for _ in 0..600 {
+            match self
+                .client
+                .get_rollout(fleet::GetRolloutRequest { name: name.clone() })
+                .await
+            {
+                Ok(r) => {
+                    let r = r.into_inner();
+                    let plan = r.plan.unwrap_or_default();
+                    let sizes: Vec<String> = plan
+                        .waves
+                        .iter()
+                        .map(|w| w.targets.len().to_string())
+                        .collect();
+                    println!(
+                        "  {name} started by the fleet service for {}: {} waves ({} targets)",
+                        r.baseline_version,
+                        plan.waves.len(),
+                        sizes.join(", ")
+                    );
+                    return Ok(name);
+                }
+                Err(status) if status.code() == Code::NotFound => {}
+                Err(status) => return Err(to_anyhow(status)),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        anyhow::bail!("the fleet service started no {name} in a minute")
     }
 
     /// The execution applying `rollout`, once the fleet service started it.
