@@ -11,7 +11,8 @@ use super::{Cluster, binary};
 /// `conveyor demo --type dynamic-configuration --break` drives them against
 /// this control plane instead of its embedded one. The third configuration
 /// version puts prod in maintenance and is rolled back; the service's
-/// processes never restart.
+/// processes never restart. The service's next release records the
+/// configuration it ran with.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_pipelines_reach_prod_across_processes() {
     let mut c = Cluster::start().await;
@@ -19,7 +20,7 @@ async fn the_example_pipelines_reach_prod_across_processes() {
     c.start_worker("w2");
     let out = demo(&c, "dynamic-configuration").await;
     let runs = runs(&out);
-    assert_eq!(runs.len(), 4, "{out}");
+    assert_eq!(runs.len(), 5, "{out}");
     assert!(
         runs[0].contains("demo-shop") && runs[0].contains(": succeeded"),
         "{out}"
@@ -65,6 +66,26 @@ async fn the_example_pipelines_reach_prod_across_processes() {
         "{out}"
     );
     assert!(out.contains("(the same processes: no redeploy)"), "{out}");
+    // The service's next release pinned configuration 2, the newest
+    // published one (3 was rolled back): its provenance names it.
+    assert!(
+        runs[4].contains("demo-shop") && runs[4].contains(": succeeded"),
+        "{out}"
+    );
+    let config_2 = runs[2].split(':').next().expect("name");
+    let pinned = out
+        .lines()
+        .find(|l| {
+            l.trim_start()
+                .starts_with("ran with       dist/config.tar.gz")
+        })
+        .expect("the pinned configuration");
+    assert!(
+        pinned.ends_with(&format!(
+            "from {config_2} (the newest published configuration)"
+        )),
+        "{pinned}"
+    );
     // The metrics service, a process of its own, read the run's events
     // from Redis (without Redis, events stay in the execution service).
     if c.env.redis.is_some() {

@@ -5,11 +5,14 @@
 //! With `--break`, a third version puts prod in maintenance by mistake; its
 //! health probe fails in the first prod wave and the rollback puts the
 //! previous version back. The service's processes never restart: the demo
-//! prints their pids before and after.
+//! prints their pids before and after. Then the service's own next release
+//! records the configuration version it ran with (the example application
+//! takes the configuration as an optional upstream that does not trigger):
+//! the newest published one, never a rolled-back one.
 
 use conveyor_api::execution::v1 as pb;
 
-use super::{Run, Session, http, repo};
+use super::{Run, Session, http, repo, spec};
 
 const EXAMPLE: &str = "dynamic-configuration";
 /// The name the demo's configuration pipeline is stored under.
@@ -31,6 +34,7 @@ pub async fn run(s: &mut Session, break_release: bool) -> anyhow::Result<Vec<Run
     let mut runs = Vec::new();
     println!("\nconfiguration 1: {message}");
     runs.push(succeeded(s.release(PIPELINE, &first, message).await?));
+    let mut published = runs[0].execution.name.clone();
     show(s, "/config");
 
     let message = "Turn on the new checkout";
@@ -43,6 +47,9 @@ pub async fn run(s: &mut Session, break_release: bool) -> anyhow::Result<Vec<Run
     let second = repo::commit(&repo_dir, message)?;
     println!("\nconfiguration 2: {message}");
     runs.push(succeeded(s.release(PIPELINE, &second, message).await?));
+    if runs[1].execution.state == pb::ExecutionState::Succeeded as i32 {
+        published = runs[1].execution.name.clone();
+    }
     show(s, "/config");
     show(s, "/checkout");
 
@@ -76,6 +83,35 @@ pub async fn run(s: &mut Session, break_release: bool) -> anyhow::Result<Vec<Run
     if !same {
         anyhow::bail!("the service restarted while its configuration changed");
     }
+
+    let message = "Document the checkout flag";
+    let app_repo = s.dir.join("repo");
+    repo::write(
+        &app_repo,
+        "docs/checkout.md",
+        b"# Checkout\n\nThe new checkout flow is behind the `new-checkout` flag.\n",
+        false,
+    )?;
+    let commit = repo::commit(&app_repo, message)?;
+    println!("\nrelease 2 of the service: {message}");
+    let release = s.release(spec::PIPELINE, &commit, message).await?;
+    for pin in &release.upstream_artifacts {
+        println!(
+            "  ran with       {} {} from {}{}",
+            pin.name,
+            pin.digest,
+            pin.execution,
+            if pin.execution == published {
+                " (the newest published configuration)"
+            } else {
+                ""
+            }
+        );
+    }
+    if release.upstream_artifacts.is_empty() {
+        println!("  ran with       no configuration pinned");
+    }
+    runs.push(succeeded(release));
     Ok(runs)
 }
 

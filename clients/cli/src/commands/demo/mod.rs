@@ -377,7 +377,13 @@ async fn demo(args: &DemoArgs, dir: &Path, state_dir: &Path) -> anyhow::Result<E
             .collect();
         println!("  prod is serving on {}", prod.join(" "));
     }
-    if let Some(last) = runs.last() {
+    // The configuration demo ends with a release of the service; its
+    // numbers are the configuration pipeline's.
+    let measured = runs.iter().rev().find(|r| {
+        args.demo_type != DemoType::DynamicConfiguration
+            || pipeline_of(&r.execution.name) == configuration::PIPELINE
+    });
+    if let Some(last) = measured {
         dora_summary(
             args.metrics.as_deref().unwrap_or(&endpoint),
             &last.execution,
