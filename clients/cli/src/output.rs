@@ -70,6 +70,7 @@ pub fn report_json(r: &pb::ConformanceReport) -> Value {
         "securityControlAutomationPercent": r.security_control_automation_percent,
         "requiredFailures": r.required_failures,
         "recommendedFailures": r.recommended_failures,
+        "waived": r.waived,
         "rules": r.rules.iter().map(|rule| json!({
             "ruleId": rule.rule_id,
             "severity": if rule.severity == pb::RuleSeverity::Error as i32 { "error" } else { "warning" },
@@ -80,6 +81,7 @@ pub fn report_json(r: &pb::ConformanceReport) -> Value {
             "securityControl": rule.security_control,
             "line": rule.line,
             "column": rule.column,
+            "waiver": rule.waiver,
         })).collect::<Vec<_>>(),
     })
 }

@@ -234,6 +234,9 @@ fn validate(ctx: &Context, args: FileArgs) -> anyhow::Result<ExitCode> {
                 if !failed.is_empty() {
                     output::table(&["RULE", "SEVERITY", "FIELD", "LINE", "MESSAGE"], &failed);
                 }
+                for w in r.rules.iter().filter(|r| !r.waiver.is_empty()) {
+                    println!("  waived: {} ({})", w.rule_id, w.waiver);
+                }
             }
         }
     }
@@ -287,10 +290,12 @@ async fn apply(ctx: &Context, args: ApplyArgs) -> anyhow::Result<ExitCode> {
                 .and_then(|r| r.conformance.as_ref())
             {
                 for rule in report.rules.iter().filter(|r| !r.passed) {
-                    let level = if rule.severity == pb::RuleSeverity::Error as i32 {
-                        "error (accepted)"
+                    let level = if !rule.waiver.is_empty() {
+                        format!("waived ({})", rule.waiver)
+                    } else if rule.severity == pb::RuleSeverity::Error as i32 {
+                        "error (accepted)".to_owned()
                     } else {
-                        "warning"
+                        "warning".to_owned()
                     };
                     println!(
                         "  {level}: {} {}: {}",

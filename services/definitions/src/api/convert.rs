@@ -141,6 +141,7 @@ pub fn report(r: &Report) -> pb::ConformanceReport {
         security_control_automation_percent: r.security_control_automation_percent,
         required_failures: r.required_failures as i32,
         recommended_failures: r.recommended_failures as i32,
+        waived: r.waived as i32,
     }
 }
 
@@ -158,6 +159,7 @@ fn rule(r: &RuleResult) -> pb::RuleResult {
         security_control: r.security_control,
         line: r.line as i32,
         column: r.column as i32,
+        waiver: r.waiver.clone(),
     }
 }
 

@@ -37,6 +37,17 @@ pub struct RuleResult {
     pub column: u32,
     pub reference: String,
     pub security_control: bool,
+    /// Why the rule is waived (`spec.conformance.waivers`), when it failed
+    /// and is; empty otherwise.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub waiver: String,
+}
+
+impl RuleResult {
+    /// Failed, and not waived.
+    pub fn counts_as_failure(&self) -> bool {
+        !self.passed && self.waiver.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -47,8 +58,13 @@ pub struct Report {
     pub score: f64,
     /// Passed required (error) security controls over all of them, 0 to 100.
     pub security_control_automation_percent: f64,
+    /// Failed rules of severity error that are not waived.
     pub required_failures: u32,
+    /// Failed rules of severity warning that are not waived.
     pub recommended_failures: u32,
+    /// Failed rules the spec waives; they still lower the score.
+    #[serde(default)]
+    pub waived: u32,
 }
 
 impl Report {
@@ -57,8 +73,9 @@ impl Report {
         self.required_failures == 0
     }
 
+    /// Failed rules that are not waived.
     pub fn failures(&self) -> impl Iterator<Item = &RuleResult> {
-        self.rules.iter().filter(|r| !r.passed)
+        self.rules.iter().filter(|r| r.counts_as_failure())
     }
 }
 
@@ -85,6 +102,18 @@ pub fn check(document: &Document, locations: &Locations) -> Report {
                 column: located.column,
                 reference: rule.reference.to_owned(),
                 security_control: rule.security,
+                waiver: if outcome.passed {
+                    String::new()
+                } else {
+                    document
+                        .spec
+                        .conformance
+                        .waivers
+                        .iter()
+                        .find(|w| w.rule == rule.id)
+                        .map(|w| w.reason.clone())
+                        .unwrap_or_default()
+                },
             }
         })
         .collect();
@@ -107,7 +136,7 @@ fn summarize(rules: Vec<RuleResult>) -> Report {
     let count = |severity| {
         rules
             .iter()
-            .filter(|r| !r.passed && r.severity == severity)
+            .filter(|r| r.counts_as_failure() && r.severity == severity)
             .count() as u32
     };
     Report {
@@ -115,6 +144,7 @@ fn summarize(rules: Vec<RuleResult>) -> Report {
         security_control_automation_percent: percent(security_passed as f64, security.len() as f64),
         required_failures: count(Severity::Error),
         recommended_failures: count(Severity::Warning),
+        waived: rules.iter().filter(|r| !r.waiver.is_empty()).count() as u32,
         rules,
     }
 }

@@ -65,6 +65,36 @@ pub struct Spec {
     /// before it existed keep their digest.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub upstream: Vec<Upstream>,
+    /// Conformance rules this pipeline is knowingly exempt from, each with
+    /// its reason. Left out of the canonical form when empty.
+    #[serde(default, skip_serializing_if = "ConformanceSettings::is_empty")]
+    pub conformance: ConformanceSettings,
+}
+
+/// How the pipeline's conformance report treats it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConformanceSettings {
+    /// Failed rules that do not count as failures: the report still shows
+    /// them failed, with the reason, and the score still counts them.
+    #[serde(default)]
+    pub waivers: Vec<Waiver>,
+}
+
+impl ConformanceSettings {
+    pub fn is_empty(&self) -> bool {
+        self.waivers.is_empty()
+    }
+}
+
+/// An exemption from one conformance rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Waiver {
+    /// A rule id of the pipeline's type, e.g. `production.progressive`.
+    pub rule: String,
+    /// Why the rule does not apply, for reviewers: required, at most 1024 bytes.
+    pub reason: String,
 }
 
 /// Another pipeline's published artifacts, taken as inputs (DPRA overview:

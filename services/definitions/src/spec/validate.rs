@@ -104,6 +104,35 @@ impl Validator {
         self.metadata(&doc.metadata);
         self.spec(&doc.spec);
         self.upstream(&doc.spec.upstream, &doc.metadata.name);
+        self.waivers(&doc.spec.conformance.waivers, doc.spec.pipeline_type);
+    }
+
+    fn waivers(&mut self, waivers: &[Waiver], pipeline_type: PipelineType) {
+        self.list_len("spec.conformance.waivers", waivers, 0, MAX_LIST);
+        self.unique(
+            waivers.iter().enumerate().map(|(i, w)| {
+                (
+                    format!("spec.conformance.waivers[{i}].rule"),
+                    w.rule.as_str(),
+                )
+            }),
+            "waived rule",
+        );
+        let rules = crate::conformance::rules_for(pipeline_type);
+        for (i, w) in waivers.iter().enumerate() {
+            let field = format!("spec.conformance.waivers[{i}]");
+            if !rules.iter().any(|r| r.id == w.rule) {
+                self.err(
+                    format!("{field}.rule"),
+                    format!(
+                        "{:?} is not a conformance rule of {} pipelines",
+                        w.rule,
+                        pipeline_type.as_str()
+                    ),
+                );
+            }
+            self.text(&format!("{field}.reason"), &w.reason, 1024, true);
+        }
     }
 
     fn upstream(&mut self, upstream: &[Upstream], own_name: &str) {

@@ -135,6 +135,40 @@ fn one_wave_to_every_production_target_is_not_progressive() {
 }
 
 #[test]
+fn a_waived_rule_is_not_a_failure_but_still_counts_against_the_score() {
+    let no_alarms = application().replace(
+        "        alarms:\n          - name: prod-errors\n          - name: prod-latency\n",
+        "",
+    );
+    let failing = report_for(&no_alarms);
+    assert_eq!(failing.required_failures, 1);
+    let waived = report_for(&format!(
+        "{no_alarms}  conformance:\n    waivers:\n      - {{rule: production.alarm-rollback, reason: a canary service with no users}}\n      - {{rule: build.sast, reason: passes anyway}}\n"
+    ));
+    assert_eq!(waived.required_failures, 0, "{:?}", waived.rules);
+    assert!(waived.conforms());
+    assert_eq!(
+        waived.waived, 1,
+        "a waiver of a passing rule changes nothing"
+    );
+    assert_eq!(waived.score, failing.score);
+    let rule = waived
+        .rules
+        .iter()
+        .find(|r| r.rule_id == "production.alarm-rollback")
+        .expect("rule");
+    assert!(!rule.passed);
+    assert_eq!(rule.waiver, "a canary service with no users");
+    assert!(waived.failures().next().is_none());
+    let sast = waived
+        .rules
+        .iter()
+        .find(|r| r.rule_id == "build.sast")
+        .expect("rule");
+    assert!(sast.passed && sast.waiver.is_empty());
+}
+
+#[test]
 fn shared_accounts_fail() {
     let yaml = application().replace(
         "toolingAccount: \"100000000000\"",

@@ -430,6 +430,32 @@ const CASES: &[(&str, &str, Mutation)] = &[
         "spec.upstream[0].branch",
         |d| d["spec"]["upstream"] = json!([{"pipeline": "image", "branch": "main"}]),
     ),
+    (
+        "waiver of a rule the type does not have",
+        "spec.conformance.waivers[0].rule",
+        |d| {
+            d["spec"]["conformance"] =
+                json!({"waivers": [{"rule": "build.no-such-rule", "reason": "r"}]})
+        },
+    ),
+    (
+        "waiver without a reason",
+        "spec.conformance.waivers[0].reason",
+        |d| {
+            d["spec"]["conformance"] =
+                json!({"waivers": [{"rule": "production.approval", "reason": " "}]})
+        },
+    ),
+    (
+        "rule waived twice",
+        "spec.conformance.waivers[1].rule",
+        |d| {
+            d["spec"]["conformance"] = json!({"waivers": [
+                {"rule": "production.approval", "reason": "r"},
+                {"rule": "production.approval", "reason": "again"},
+            ]})
+        },
+    ),
 ];
 
 #[test]

@@ -192,14 +192,18 @@ impl Session {
             revision.revision,
             conformance.score,
         );
-        for rule in conformance
-            .rules
-            .iter()
-            .filter(|r| !r.passed && r.severity == defs::RuleSeverity::Error as i32)
-        {
+        for rule in conformance.rules.iter().filter(|r| {
+            !r.passed && r.waiver.is_empty() && r.severity == defs::RuleSeverity::Error as i32
+        }) {
             println!(
                 "                 accepted for the demo: {} ({})",
                 rule.rule_id, rule.message
+            );
+        }
+        if conformance.waived > 0 {
+            println!(
+                "                 {} rule(s) waived, with their reasons, in spec.conformance.waivers",
+                conformance.waived
             );
         }
     }
