@@ -94,7 +94,7 @@ pub async fn run(
         "\nbaseline 1 on OU {OU}, then {} accounts vended into it",
         ACCOUNTS.len()
     );
-    f.create_ou().await?;
+    super::fleet::create_ou(&mut f.client, OU, "Demo fleet").await?;
     let v1 = f.version("Account baseline 1").await?;
     f.follow(&v1).await?;
     f.vend().await?;
@@ -191,24 +191,6 @@ async fn apply(s: &Session, file: &str, name: &str, repo_dir: &Path) -> anyhow::
 }
 
 impl Fleet {
-    async fn create_ou(&mut self) -> anyhow::Result<()> {
-        let created = self
-            .client
-            .create_organizational_unit(fleet::CreateOrganizationalUnitRequest {
-                organizational_unit_id: OU.to_owned(),
-                organizational_unit: Some(fleet::OrganizationalUnit {
-                    display_name: "Demo fleet".to_owned(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            })
-            .await;
-        match created {
-            Err(status) if status.code() != Code::AlreadyExists => Err(to_anyhow(status)),
-            _ => Ok(()),
-        }
-    }
-
     /// Uploads the repository's `baseline/` as the next version; returns
     /// its name.
     async fn version(&mut self, message: &str) -> anyhow::Result<String> {

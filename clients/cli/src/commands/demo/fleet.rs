@@ -52,21 +52,7 @@ pub fn vending_spec(repo: &Path) -> Value {
 /// until their vending executions made them ACTIVE; returns their ids.
 pub async fn vend(endpoint: &str, ports: &Ports) -> anyhow::Result<Vec<String>> {
     let mut client = FleetServiceClient::new(conveyor_api::client::channel(endpoint)?);
-    let created = client
-        .create_organizational_unit(pb::CreateOrganizationalUnitRequest {
-            organizational_unit_id: OU.to_owned(),
-            organizational_unit: Some(pb::OrganizationalUnit {
-                display_name: "Demo production".to_owned(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await;
-    match created {
-        Ok(_) => {}
-        Err(status) if status.code() == Code::AlreadyExists => {}
-        Err(status) => return Err(to_anyhow(status)),
-    }
+    create_ou(&mut client, OU, "Demo production").await?;
     let mut ids = Vec::new();
     for (i, port) in ports.prod.iter().enumerate() {
         let id = account_id(i);
@@ -98,6 +84,28 @@ pub async fn vend(endpoint: &str, ports: &Ports) -> anyhow::Result<Vec<String>> 
     }
     wait_active(&mut client, &ids).await?;
     Ok(ids)
+}
+
+/// Creates OU `id` under the root, unless it exists.
+pub async fn create_ou(
+    client: &mut FleetServiceClient<tonic::transport::Channel>,
+    id: &str,
+    display_name: &str,
+) -> anyhow::Result<()> {
+    let created = client
+        .create_organizational_unit(pb::CreateOrganizationalUnitRequest {
+            organizational_unit_id: id.to_owned(),
+            organizational_unit: Some(pb::OrganizationalUnit {
+                display_name: display_name.to_owned(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await;
+    match created {
+        Err(status) if status.code() != Code::AlreadyExists => Err(to_anyhow(status)),
+        _ => Ok(()),
+    }
 }
 
 /// Waits until the vending executions of `ids` made them ACTIVE.

@@ -186,13 +186,7 @@ pub(super) fn application() -> Vec<Rule> {
             "production watches alarms and rolls back automatically",
             Check::Custom(production_rollback),
         ),
-        rule(
-            "production.first-wave-small",
-            REC,
-            "Builders' Library: one-box first; checklist 32-33",
-            "the first production wave is a single target or starts with a one-box step",
-            Check::Custom(first_wave_small),
-        ),
+        first_wave_small_rule(),
         rule(
             "production.database-deploy",
             REC,

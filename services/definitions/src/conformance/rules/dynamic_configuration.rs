@@ -193,13 +193,7 @@ pub(super) fn dynamic_configuration() -> Vec<Rule> {
             "configuration reaches environments through deploy-config actions, never an application deploy",
             Check::Custom(no_application_deploy),
         ),
-        rule(
-            "production.first-wave-small",
-            REC,
-            "Builders' Library: one-box first; checklist 32-33",
-            "the first production wave is a single target or starts with a one-box step",
-            Check::Custom(first_wave_small),
-        ),
+        first_wave_small_rule(),
         rule(
             "production.acceptance-tests",
             REQ,

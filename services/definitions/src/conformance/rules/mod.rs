@@ -155,6 +155,17 @@ const fn security(
     }
 }
 
+/// The Builders' Library's one-box first, a warning wherever it applies.
+const fn first_wave_small_rule() -> Rule {
+    rule(
+        "production.first-wave-small",
+        REC,
+        "Builders' Library: one-box first; checklist 32-33",
+        "the first production wave is a single target or starts with a one-box step",
+        Check::Custom(first_wave_small),
+    )
+}
+
 const BUILD: Scope = Scope::Build;
 const BETA: Scope = Scope::Tier(Tier::Beta);
 const GAMMA: Scope = Scope::Tier(Tier::Gamma);
