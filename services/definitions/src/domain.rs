@@ -109,6 +109,9 @@ impl Definitions {
         change: Change,
     ) -> Result<PipelineRecord, Error> {
         let new = prepare(source, &change)?;
+        if !new.conformance.conforms() && !change.accept_non_conformance {
+            return Err(Error::NonConformant(Box::new(new.conformance)));
+        }
         if !pipeline_id.is_empty() && pipeline_id != new.name {
             return Err(Error::invalid(
                 "pipeline_id",
@@ -141,6 +144,7 @@ impl Definitions {
                 ),
             ));
         }
+        self.refuse_nonconformant(&new, &change).await?;
         let etag = (!etag.is_empty()).then_some(etag);
         let written = self
             .store
@@ -154,11 +158,29 @@ impl Definitions {
 
     pub async fn apply(&self, source: Source, change: Change) -> Result<Written, Error> {
         let new = prepare(source, &change)?;
+        self.refuse_nonconformant(&new, &change).await?;
         let written = self.store.apply(new, change.request_id.as_deref()).await?;
         if written.revision_created {
             self.announce(&written.pipeline).await;
         }
         Ok(written)
+    }
+
+    /// Refuses a spec that fails required rules without
+    /// `accept_non_conformance`, unless it is the pipeline's current spec:
+    /// re-applying that writes nothing, even when rules became stricter
+    /// since it was stored.
+    async fn refuse_nonconformant(&self, new: &NewRevision, change: &Change) -> Result<(), Error> {
+        if new.conformance.conforms() || change.accept_non_conformance {
+            return Ok(());
+        }
+        match self.store.get(&new.name, None).await {
+            Ok(current) if current.revision.spec_sha256 == new.spec_sha256 => Ok(()),
+            Ok(_) | Err(crate::store::StoreError::NotFound(_)) => {
+                Err(Error::NonConformant(Box::new(new.conformance.clone())))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub async fn get(&self, name: &str, revision: i64) -> Result<PipelineRecord, Error> {
@@ -284,9 +306,6 @@ fn prepare(source: Source, change: &Change) -> Result<NewRevision, Error> {
     }
     let valid = spec::load(&source.content, source.format).map_err(Error::InvalidSpec)?;
     let report = conformance::check(&valid.document, &valid.locations);
-    if !report.conforms() && !change.accept_non_conformance {
-        return Err(Error::NonConformant(Box::new(report)));
-    }
     let source_format = match source.format {
         Format::Json => SourceFormat::Json,
         Format::Yaml => SourceFormat::Yaml,

@@ -278,8 +278,11 @@ pub struct Selector {
     pub accounts: Vec<String>,
 }
 
-/// How targets are grouped into waves, every default filled in.
+/// How targets are grouped into waves, every default filled in. Fields
+/// missing from a stored one (written before they existed) take their
+/// defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Strategy {
     pub skip_canary: bool,
     /// Used when `wave_percentages` is empty.

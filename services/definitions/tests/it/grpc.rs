@@ -342,6 +342,24 @@ on_every_backend!(nonconformant_specs_need_explicit_acceptance, |server| {
     let rev = stored.pipeline.expect("p").revision.expect("r");
     assert!(rev.non_conformance_accepted);
     assert_eq!(rev.conformance.expect("report").required_failures, 1);
+
+    // The same spec again writes nothing, acceptance or not (rules may
+    // have become stricter since it was stored); a changed one is refused.
+    let again = c
+        .apply_pipeline(apply(&yaml))
+        .await
+        .expect("unchanged")
+        .into_inner();
+    assert!(!again.revision_created);
+    assert_eq!(
+        again.pipeline.expect("p").revision.expect("r").revision,
+        rev.revision
+    );
+    let changed = c
+        .apply_pipeline(apply(&yaml.replace("Builds, tests", "Builds, checks")))
+        .await
+        .expect_err("changed and nonconformant");
+    assert_eq!(changed.code(), Code::FailedPrecondition);
 });
 
 on_every_backend!(list_pages_and_filters, |server| {

@@ -194,16 +194,19 @@ impl Fleet {
         etag: &str,
         request_id: &str,
     ) -> Result<OuView, Error> {
-        if let Some(strategy) = &auto_rollout {
-            if version.is_none() {
-                return Err(Error::invalid(
-                    "auto_rollout",
-                    "an OU follows the baseline of its assigned version: give baseline_version too",
-                ));
+        let key = match &auto_rollout {
+            None => request_key(request_id, "AssignBaseline", (id, &version))?,
+            Some(strategy) => {
+                if version.is_none() {
+                    return Err(Error::invalid(
+                        "baseline_version",
+                        "required with auto_rollout: an OU follows the baseline of its assigned version",
+                    ));
+                }
+                super::planning::check_strategy("auto_rollout", strategy)?;
+                request_key(request_id, "AssignBaseline", (id, &version, strategy))?
             }
-            super::planning::check_strategy("auto_rollout", strategy)?;
-        }
-        let key = request_key(request_id, "AssignBaseline", (id, &version, &auto_rollout))?;
+        };
         let etag = (!etag.is_empty()).then_some(etag);
         let wanted = version.as_ref().map(VersionRef::name);
         let outcome = self

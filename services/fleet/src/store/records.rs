@@ -41,7 +41,13 @@ pub fn ou(m: ou::Model) -> Result<Ou, StoreError> {
         .as_deref()
         .map(serde_json::from_str)
         .transpose()
-        .map_err(|_| corrupt("organizational unit", &m.id, "bad auto_rollout"))?;
+        .map_err(|e| {
+            corrupt(
+                "organizational unit",
+                &m.id,
+                format!("bad auto_rollout: {e}"),
+            )
+        })?;
     Ok(Ou {
         id: m.id,
         display_name: m.display_name,

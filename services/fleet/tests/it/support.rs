@@ -17,11 +17,18 @@ pub async fn backends() -> Vec<Backend> {
 }
 
 pub async fn fleet(backend: &Backend) -> Fleet {
+    fleet_and_store(backend).await.0
+}
+
+/// A fleet, and its store to play the part of what the tracker records
+/// from executions (there is no execution service here).
+pub async fn fleet_and_store(backend: &Backend) -> (Fleet, Store) {
     let store = Store::connect(&backend.url, 4).await.unwrap();
-    Fleet::new(
-        store,
+    let fleet = Fleet::new(
+        store.clone(),
         std::sync::Arc::new(conveyor_fleet::executions::NoExecutions),
-    )
+    );
+    (fleet, store)
 }
 
 /// Runs `test` on a fresh fleet on every backend.

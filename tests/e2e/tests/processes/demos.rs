@@ -306,6 +306,15 @@ async fn a_baseline_rolls_out_across_the_fleet_and_reverts_on_alarm_across_proce
         "{out}"
     );
     assert!(out.contains("reverted       accounts/prod-eu-1"), "{out}");
+    // Version 2 was assigned once its rollout succeeded; 3 never was.
+    assert!(
+        out.contains("organizationalUnits/fleet-demo now on baselines/guardrails/versions/2"),
+        "{out}"
+    );
+    assert!(
+        out.contains("organizationalUnits/fleet-demo stays on baselines/guardrails/versions/2"),
+        "{out}"
+    );
     // Every target ran baseline 2 after its rollout, and again after the
     // revert of baseline 3: the files on disk say so.
     let root = c.fleet_root();

@@ -110,8 +110,8 @@ pub async fn run(
         "\"MinimumPasswordLength\": 16",
     )?;
     repo::commit(&f.repo, "Passwords of 16+ characters")?;
-    f.version("Passwords of 16+ characters").await?;
-    let rollout = f.auto_rollout(2).await?;
+    let v2 = f.version("Passwords of 16+ characters").await?;
+    let rollout = f.auto_rollout(version_number(&v2)?).await?;
     let execution = f.execution_of(&rollout).await?;
     let done = progress::follow(&mut s.client, &execution).await?;
     let ok = done.state == pb::ExecutionState::Succeeded as i32;
@@ -126,6 +126,9 @@ pub async fn run(
             f.read(account, region, POLICY)?["MinimumPasswordLength"]
         );
     }
+    if ok {
+        f.wait_assigned(&v2).await?;
+    }
     f.print_drift().await?;
     if !ok || !break_release {
         return Ok(runs);
@@ -139,15 +142,20 @@ pub async fn run(
         "[\"us-east-1\", \"us-west-2\"]",
     )?;
     repo::commit(&f.repo, "Workloads only in the US")?;
-    f.version("Workloads only in the US").await?;
-    let rollout = f.auto_rollout(3).await?;
+    let v3 = f.version("Workloads only in the US").await?;
+    let rollout = f.auto_rollout(version_number(&v3)?).await?;
     let execution = f.execution_of(&rollout).await?;
     let monitor = tokio::spawn(monitor(
         AlarmServiceClient::new(conveyor_api::client::channel(&s.endpoint)?),
         root.to_owned(),
     ));
     let done = progress::follow(&mut s.client, &execution).await;
+    // Stopped before the alarm is cleared, so a late set cannot follow it.
     monitor.abort();
+    match monitor.await {
+        Ok(Err(e)) => println!("  monitor        failed: {e:#}"),
+        Ok(Ok(())) | Err(_) => {}
+    }
     f.set_alarm(pb::AlarmState::Ok, "no account breaks its guardrails")
         .await?;
     runs.push(Run {
@@ -155,6 +163,8 @@ pub async fn run(
         expected: pb::ExecutionState::RolledBack,
     });
     f.print_rollout(&rollout).await?;
+    println!("  organizationalUnits/{OU} stays on {v2}: a reverted version is not assigned");
+    f.print_drift().await?;
     for (account, region) in targets() {
         let allowed = allowed_regions(&f.read(account, region, REGIONS)?);
         println!(
@@ -222,6 +232,29 @@ impl Fleet {
             version.artifact.map(|a| a.digest).unwrap_or_default()
         );
         Ok(version.name)
+    }
+
+    /// Waits until the fleet service assigned `version` on the OU (once its
+    /// rollout succeeded).
+    async fn wait_assigned(&mut self, version: &str) -> anyhow::Result<()> {
+        for _ in 0..600 {
+            let ou = self
+                .client
+                .get_organizational_unit(fleet::GetOrganizationalUnitRequest {
+                    name: format!("organizationalUnits/{OU}"),
+                })
+                .await
+                .map_err(to_anyhow)?
+                .into_inner();
+            if ou.baseline_version == version {
+                println!(
+                    "  organizationalUnits/{OU} now on {version}, assigned by the fleet service"
+                );
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        anyhow::bail!("the fleet service did not assign {version} in a minute")
     }
 
     /// Assigns `version` to the OU, which then follows the baseline: the
@@ -376,10 +409,10 @@ impl Fleet {
     }
 
     /// Prints the rollout once the fleet service has followed its execution
-    /// to the end (or after ten seconds).
+    /// to the end (or after a minute).
     async fn print_rollout(&mut self, rollout: &str) -> anyhow::Result<()> {
         let mut r = self.get_rollout(rollout).await?;
-        for _ in 0..100 {
+        for _ in 0..600 {
             let state = fleet::RolloutState::try_from(r.state).unwrap_or_default();
             if !matches!(
                 state,
@@ -421,6 +454,14 @@ fn read(root: &Path, account: &str, region: &str, path: &str) -> anyhow::Result<
     let text = std::fs::read_to_string(&file)
         .with_context(|| format!("cannot read {}", file.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))
+}
+
+/// N of `baselines/B/versions/N`.
+fn version_number(name: &str) -> anyhow::Result<i64> {
+    name.rsplit('/')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("{name:?} is not a baseline version name"))
 }
 
 fn allowed_regions(guardrail: &serde_json::Value) -> Vec<String> {
