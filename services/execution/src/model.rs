@@ -229,6 +229,9 @@ pub struct Execution {
     /// `pipelines/P/executions/E` of the upstream execution whose publish
     /// started this one; empty when started otherwise.
     pub triggered_by: String,
+    /// The id of the earlier execution of the same pipeline whose artifacts
+    /// this one deploys again instead of building; empty otherwise.
+    pub redeploy_of: String,
 }
 
 /// One upstream artifact an execution pinned: which execution of which

@@ -56,6 +56,7 @@ impl ExecutionService for ExecutionServiceClient<Channel> {
             parameters: parameters.into_iter().collect(),
             request_id: request_id.to_owned(),
             additional_commits: Vec::new(),
+            redeploy: String::new(),
         });
         conveyor_platform::telemetry::inject(request.metadata_mut());
         let started = self.clone().start_execution(request).await?.into_inner();

@@ -67,6 +67,7 @@ pub fn to_json(p: &pb::Provenance) -> Value {
             "kind": pb::TriggerKind::try_from(trigger.kind).map(|k| k.as_str_name()).unwrap_or_default(),
             "principal": trigger.principal.map(|p| p.id).unwrap_or_default(),
             "upstreamExecution": trigger.upstream_execution,
+            "redeployedExecution": trigger.redeployed_execution,
         },
         "commits": e.commits.iter().map(|c| json!({
             "sha": c.sha, "author": c.author, "message": c.message,
@@ -122,6 +123,11 @@ pub fn print(p: &pb::Provenance, depth: usize) {
         && !t.upstream_execution.is_empty()
     {
         line("trigger", format!("published by {}", t.upstream_execution));
+    }
+    if let Some(t) = &e.trigger
+        && !t.redeployed_execution.is_empty()
+    {
+        line("trigger", format!("redeploy of {}", t.redeployed_execution));
     }
     for c in &e.commits {
         line(

@@ -68,6 +68,11 @@ pub struct StartArgs {
     /// its pipeline's newest publish.
     #[arg(long, value_name = "EXECUTION")]
     upstream: Option<String>,
+    /// Deploy this earlier execution's artifacts again instead of building
+    /// (`pipelines/P/executions/E`, or E): a rollback to that version
+    /// through the environment stages. --commit and --branch do not apply.
+    #[arg(long, value_name = "EXECUTION", conflicts_with_all = ["commit", "branch", "upstream"])]
+    redeploy: Option<String>,
 }
 
 #[derive(Args)]
@@ -144,6 +149,19 @@ pub async fn run(ctx: &Context, command: RunCommand) -> anyhow::Result<ExitCode>
                         upstream_execution,
                         ..Default::default()
                     }),
+                    redeploy: args
+                        .redeploy
+                        .map(|e| {
+                            if e.starts_with("pipelines/") {
+                                e
+                            } else {
+                                format!(
+                                    "pipelines/{}/executions/{e}",
+                                    args.pipeline.trim_start_matches("pipelines/")
+                                )
+                            }
+                        })
+                        .unwrap_or_default(),
                     ..Default::default()
                 })
                 .await

@@ -280,12 +280,15 @@ fn rollback(s: &Snapshot) -> Option<pb::Rollback> {
     })
 }
 
-/// What started the execution: an upstream publish, else the caller.
+/// What started the execution: an upstream publish, a redeploy, else the
+/// caller.
 fn trigger(e: &Execution) -> pb::Trigger {
-    let kind = if e.triggered_by.is_empty() {
-        pb::TriggerKind::Api
-    } else {
+    let kind = if !e.triggered_by.is_empty() {
         pb::TriggerKind::UpstreamArtifact
+    } else if !e.redeploy_of.is_empty() {
+        pb::TriggerKind::Redeploy
+    } else {
+        pb::TriggerKind::Api
     };
     let upstream_artifact = (!e.triggered_by.is_empty())
         .then(|| {
@@ -306,6 +309,11 @@ fn trigger(e: &Execution) -> pb::Trigger {
         }),
         upstream_execution: e.triggered_by.clone(),
         upstream_artifact,
+        redeployed_execution: if e.redeploy_of.is_empty() {
+            String::new()
+        } else {
+            format!("pipelines/{}/executions/{}", e.pipeline, e.redeploy_of)
+        },
     }
 }
 

@@ -120,6 +120,7 @@ impl ExecutionService for ExecutionApi {
                     .into_iter()
                     .collect(),
                 triggered_by: String::new(),
+                redeploy: r.redeploy,
             })
             .await?;
         Ok(Response::new(convert::execution(&started, true)))

@@ -4,6 +4,7 @@
 
 mod background;
 mod quality;
+mod redeploy;
 mod upstream;
 
 pub use upstream::{ProvenanceNode, TRIGGER_AUTHOR, execution_name};
@@ -46,6 +47,9 @@ pub struct StartRequest {
     pub upstream_executions: Vec<String>,
     /// The upstream execution whose publish starts this one, if any.
     pub triggered_by: String,
+    /// `pipelines/P/executions/E`: deploy E's artifacts again instead of
+    /// building (its commit and pins replace the request's).
+    pub redeploy: String,
 }
 
 #[derive(Clone)]
@@ -133,9 +137,28 @@ impl Executions {
             None => self.specs.current(&request.pipeline).await?,
         };
         let spec = &pinned.document.spec;
-        let upstream = self
-            .pin_upstream(&spec.upstream, &request.upstream_executions)
-            .await?;
+        let mut request = request;
+        let (upstream, redeploy_of) = if request.redeploy.is_empty() {
+            let pins = self
+                .pin_upstream(&spec.upstream, &request.upstream_executions)
+                .await?;
+            (pins, String::new())
+        } else {
+            // The earlier version's commit and pins, for its scripts and
+            // its provenance; its commits are credited already.
+            let earlier = self
+                .redeployable(&request.pipeline, &request.redeploy)
+                .await?;
+            request.commit_sha = earlier.commit_sha.clone();
+            request.branch = earlier.branch.clone();
+            request.commit_time = earlier.commit_time;
+            request.land_time = earlier.commits.last().map(|c| c.land_time);
+            request.earlier_commits = Vec::new();
+            if request.message.is_empty() {
+                request.message = format!("redeploy of {}", request.redeploy);
+            }
+            (earlier.upstream, earlier.id)
+        };
         let branch = if request.branch.is_empty() {
             spec.source.trunk.clone()
         } else {
@@ -178,11 +201,16 @@ impl Executions {
             traceparent: conveyor_platform::telemetry::traceparent(),
             upstream,
             triggered_by: request.triggered_by,
+            redeploy_of,
             create_time: now,
             end_time: None,
             update_time: now,
             version: 0,
         };
+        if !execution.redeploy_of.is_empty() {
+            self.copy_artifacts(&execution.redeploy_of, &execution.id)
+                .await?;
+        }
         // Entering the first stage takes its lock; a concurrent start can win
         // the race, and then this one plans again and waits.
         let mut attempt = 0;

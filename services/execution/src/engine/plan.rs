@@ -21,7 +21,8 @@ pub struct PlanContext {
 /// The stages and actions of a new execution, with the first stage started.
 ///
 /// `build_only` runs only the stages before the first environment stage
-/// (commits off the trunk are checked, never deployed).
+/// (commits off the trunk are checked, never deployed); a redeploy skips
+/// them (it deploys an earlier execution's artifacts).
 pub fn plan(
     doc: &Document,
     execution: Execution,
@@ -36,8 +37,9 @@ pub fn plan(
         .unwrap_or(doc.spec.stages.len());
     let mut stages = Vec::new();
     let mut actions = Vec::new();
+    let redeploy = !execution.redeploy_of.is_empty();
     for (i, stage) in doc.spec.stages.iter().enumerate() {
-        let skipped = execution.build_only && i >= first_env;
+        let skipped = (execution.build_only && i >= first_env) || (redeploy && i < first_env);
         stages.push(StageRun {
             execution_id: execution.id.clone(),
             index: i as i32,
@@ -54,7 +56,12 @@ pub fn plan(
             } else {
                 StageState::Pending
             },
-            state_reason: if skipped {
+            state_reason: if skipped && redeploy {
+                format!(
+                    "redeploys the artifacts of execution {}",
+                    execution.redeploy_of
+                )
+            } else if skipped {
                 format!(
                     "branch {:?} is not the trunk; only build stages run",
                     execution.branch

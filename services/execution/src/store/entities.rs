@@ -42,6 +42,8 @@ pub mod execution {
         pub upstream: String,
         /// The upstream execution whose publish started this one, if any.
         pub triggered_by: String,
+        /// The earlier execution this one deploys again, if any.
+        pub redeploy_of: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

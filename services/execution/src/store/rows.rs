@@ -56,6 +56,7 @@ pub fn execution_from(m: execution::Model) -> Result<Execution, StoreError> {
         traceparent: m.traceparent,
         upstream,
         triggered_by: m.triggered_by,
+        redeploy_of: m.redeploy_of,
     })
 }
 
@@ -87,6 +88,7 @@ pub fn execution_active(e: &Execution, request_id: Option<String>) -> execution:
         traceparent: Set(e.traceparent.clone()),
         upstream: Set(json(&e.upstream)),
         triggered_by: Set(e.triggered_by.clone()),
+        redeploy_of: Set(e.redeploy_of.clone()),
     }
 }
 

@@ -1,14 +1,16 @@
 //! Build once, deploy by digest: the build stage's outputs are stored and
 //! signed, later stages download exactly those bytes, and tampered bytes or
-//! signatures are refused before any deploy runs.
+//! signatures are refused before any deploy runs; a redeploy deploys an
+//! earlier execution's bytes again without building.
 
 use std::time::Duration;
 
 use conveyor_api::execution::v1 as pb;
 use sea_orm::ConnectionTrait;
 use sha2::{Digest, Sha256};
+use tonic_types::StatusExt;
 
-use crate::support::{Backend, ControlPlane, backends, git_repo, ops};
+use crate::support::{Backend, ControlPlane, backends, git_repo, on_every_backend, ops};
 
 /// Build packages `dist/app.txt` (and an SBOM); beta deploys it from the
 /// artifacts directory into `deployed`.
@@ -483,3 +485,117 @@ async fn uploads_are_checked_against_the_declaration_the_digest_and_the_attempt(
         backend.cleanup().await;
     }
 }
+
+on_every_backend!(
+    a_redeploy_deploys_an_earlier_artifact_without_building,
+    |cp, dir| {
+        let repo = git_repo(dir.path());
+        let deployed = dir.path().join("deployed");
+        cp.apply(&format!(
+            r#"apiVersion: conveyor/v1
+kind: Pipeline
+metadata: {{name: flags}}
+spec:
+  type: dynamic-configuration
+  source: {{repository: "{repo}"}}
+  environments:
+    - {{name: beta, tier: beta, account: "2", regions: [us-east-1]}}
+  stages:
+    - name: build
+      actions:
+        - name: package
+          kind: package
+          run: 'mkdir -p dist && echo "built by $CONVEYOR_EXECUTION_ID" > dist/config.txt'
+          outputs: {{artifacts: [dist/config.txt]}}
+    - name: beta
+      environment: beta
+      actions:
+        - name: deploy
+          kind: deploy-config
+          run: 'cp "$CONVEYOR_ARTIFACTS_DIR/dist/config.txt" "{deployed}"'
+"#,
+            repo = repo.display(),
+            deployed = deployed.display(),
+        ))
+        .await;
+        cp.start_worker();
+        let mut done = Vec::new();
+        for _ in 0..2 {
+            let started = cp.start_execution("flags", "").await;
+            let e = cp
+                .wait_for(&started.name, pb::ExecutionState::Succeeded)
+                .await;
+            assert_eq!(e.state, pb::ExecutionState::Succeeded as i32, "{e:#?}");
+            done.push(e);
+        }
+        let first_id = done[0].name.rsplit('/').next().expect("id").to_owned();
+        let second_id = done[1].name.rsplit('/').next().expect("id").to_owned();
+        let read = || std::fs::read_to_string(&deployed).expect("deployed");
+        assert_eq!(read(), format!("built by {second_id}\n"));
+
+        // Version 1 again: no build, the same digest, deployed to beta.
+        let redeploy = |name: &str| pb::StartExecutionRequest {
+            parent: "pipelines/flags".into(),
+            commit: Some(pb::Commit {
+                author: "oncall".into(),
+                ..Default::default()
+            }),
+            redeploy: name.into(),
+            ..Default::default()
+        };
+        let started = cp
+            .executions
+            .start_execution(redeploy(&done[0].name))
+            .await
+            .expect("redeploy")
+            .into_inner();
+        let e = cp
+            .wait_for(&started.name, pb::ExecutionState::Succeeded)
+            .await;
+        assert_eq!(e.state, pb::ExecutionState::Succeeded as i32, "{e:#?}");
+        assert_eq!(read(), format!("built by {first_id}\n"));
+        let trigger = e.trigger.clone().expect("trigger");
+        assert_eq!(trigger.kind, pb::TriggerKind::Redeploy as i32);
+        assert_eq!(trigger.redeployed_execution, done[0].name);
+        assert_eq!(
+            e.commits.last().expect("commit").sha,
+            done[0].commits.last().expect("commit").sha
+        );
+        let build = &e.stages[0];
+        assert_eq!(build.state, pb::StageState::Skipped as i32);
+        assert!(
+            build.state_reason.contains(&first_id),
+            "{}",
+            build.state_reason
+        );
+        assert!(
+            build
+                .actions
+                .iter()
+                .all(|a| a.state == pb::ActionState::Skipped as i32)
+        );
+        assert_eq!(e.artifacts.len(), 1);
+        assert_eq!(e.artifacts[0].digest, done[0].artifacts[0].digest);
+
+        // Only a successful execution of the same pipeline.
+        for bad in [
+            "pipelines/other/executions/0123abcd".to_owned(),
+            "pipelines/flags/executions/0123abcd".to_owned(),
+            "flags".to_owned(),
+        ] {
+            let refused = cp
+                .executions
+                .start_execution(redeploy(&bad))
+                .await
+                .expect_err("refused");
+            assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{bad}");
+            let field = refused
+                .get_details_bad_request()
+                .expect("bad request")
+                .field_violations[0]
+                .field
+                .clone();
+            assert_eq!(field, "redeploy");
+        }
+    }
+);

@@ -20,7 +20,7 @@ async fn the_example_pipelines_reach_prod_across_processes() {
     c.start_worker("w2");
     let out = demo(&c, "dynamic-configuration").await;
     let runs = runs(&out);
-    assert_eq!(runs.len(), 5, "{out}");
+    assert_eq!(runs.len(), 6, "{out}");
     assert!(
         runs[0].contains("demo-shop") && runs[0].contains(": succeeded"),
         "{out}"
@@ -66,13 +66,44 @@ async fn the_example_pipelines_reach_prod_across_processes() {
         "{out}"
     );
     assert!(out.contains("(the same processes: no redeploy)"), "{out}");
-    // The service's next release pinned configuration 2, the newest
-    // published one (3 was rolled back): its provenance names it.
+    // The emergency redeploy of configuration 1 turned the new checkout
+    // off again: every copy serves configuration 1's version.
     assert!(
-        runs[4].contains("demo-shop") && runs[4].contains(": succeeded"),
+        runs[4].contains("demo-config") && runs[4].contains(": succeeded"),
         "{out}"
     );
-    let config_2 = runs[2].split(':').next().expect("name");
+    let version_1 = out
+        .split("\nconfiguration 1:")
+        .nth(1)
+        .and_then(|rest| {
+            rest.lines()
+                .find_map(|l| l.split("GET /config   version ").nth(1))
+        })
+        .expect("configuration 1's version");
+    let emergency = out.split("\nemergency:").nth(1).expect("the emergency");
+    assert_eq!(
+        emergency
+            .matches(&format!("GET /config   version {version_1}"))
+            .count(),
+        3,
+        "{out}"
+    );
+    assert_eq!(
+        emergency.matches("checkout: classic flow").count(),
+        3,
+        "{out}"
+    );
+    assert!(
+        emergency.contains("skipped: redeploys the artifacts of execution"),
+        "built nothing: {out}"
+    );
+    // The service's next release pinned the newest published configuration,
+    // the redeploy's (3 was rolled back): its provenance names it.
+    assert!(
+        runs[5].contains("demo-shop") && runs[5].contains(": succeeded"),
+        "{out}"
+    );
+    let redeployed = runs[4].split(':').next().expect("name");
     let pinned = out
         .lines()
         .find(|l| {
@@ -82,7 +113,7 @@ async fn the_example_pipelines_reach_prod_across_processes() {
         .expect("the pinned configuration");
     assert!(
         pinned.ends_with(&format!(
-            "from {config_2} (the newest published configuration)"
+            "from {redeployed} (the newest published configuration)"
         )),
         "{pinned}"
     );
@@ -92,11 +123,11 @@ async fn the_example_pipelines_reach_prod_across_processes() {
         let dora = out.split("\nDORA metrics").nth(1).expect("DORA numbers");
         assert!(dora.contains("pipelines/demo-config"), "{dora}");
         assert!(
-            dora.contains("deployment frequency   2 deployments"),
+            dora.contains("deployment frequency   3 deployments"),
             "{dora}"
         );
         assert!(
-            dora.contains("change failure rate    33% (1 of 3 deployments)"),
+            dora.contains("change failure rate    25% (1 of 4 deployments)"),
             "{dora}"
         );
     }

@@ -5,7 +5,8 @@
 //! With `--break`, a third version puts prod in maintenance by mistake; its
 //! health probe fails in the first prod wave and the rollback puts the
 //! previous version back. The service's processes never restart: the demo
-//! prints their pids before and after. Then the service's own next release
+//! prints their pids before and after; an emergency redeploy of the first
+//! version turns the new checkout off again. Then the service's own next release
 //! records the configuration version it ran with (the example application
 //! takes the configuration as an optional upstream that does not trigger):
 //! the newest published one, never a rolled-back one.
@@ -69,6 +70,25 @@ pub async fn run(s: &mut Session, break_release: bool) -> anyhow::Result<Vec<Run
         });
         show(s, "/config");
     }
+
+    // An emergency: the new checkout must go off now. Configuration 1 is
+    // redeployed as it was built (no new commit, no build), through beta,
+    // gamma and prod again.
+    println!("\nemergency: the new checkout off again, by redeploying configuration 1");
+    let first_run = runs[0].execution.name.clone();
+    let redeployed = s
+        .redeploy(
+            PIPELINE,
+            &first_run,
+            "The new checkout off: back to configuration 1",
+        )
+        .await?;
+    if redeployed.state == pb::ExecutionState::Succeeded as i32 {
+        published = redeployed.name.clone();
+    }
+    runs.push(succeeded(redeployed));
+    show(s, "/config");
+    show(s, "/checkout");
     let after = pids(s);
     let same = !before.is_empty() && before == after;
     println!(

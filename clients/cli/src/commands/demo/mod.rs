@@ -291,6 +291,35 @@ impl Session {
     }
 }
 
+impl Session {
+    /// Starts a redeploy of `execution` (an earlier execution of `pipeline`)
+    /// and follows it to the end.
+    pub async fn redeploy(
+        &mut self,
+        pipeline: &str,
+        execution: &str,
+        message: &str,
+    ) -> anyhow::Result<pb::Execution> {
+        let started = self
+            .client
+            .start_execution(pb::StartExecutionRequest {
+                parent: format!("pipelines/{pipeline}"),
+                commit: Some(pb::Commit {
+                    author: AUTHOR.to_owned(),
+                    message: message.to_owned(),
+                    ..Default::default()
+                }),
+                redeploy: execution.to_owned(),
+                ..Default::default()
+            })
+            .await
+            .map_err(to_anyhow)?
+            .into_inner();
+        println!("  {} (redeploys {execution})", started.name);
+        progress::follow(&mut self.client, &started.name).await
+    }
+}
+
 /// One run the demo made, and how it should have ended.
 pub struct Run {
     pub execution: pb::Execution,

@@ -184,5 +184,22 @@ pub fn summary(e: &pb::Execution) -> Vec<String> {
             a.name, a.digest, a.size_bytes
         ));
     }
+    // A redeploy built nothing: its artifacts are the earlier execution's.
+    if let Some(t) = e
+        .trigger
+        .as_ref()
+        .filter(|t| !t.redeployed_execution.is_empty())
+    {
+        for a in e
+            .artifacts
+            .iter()
+            .filter(|a| !a.name.starts_with("reports/"))
+        {
+            lines.push(format!(
+                "  artifact {} {} ({} bytes, redeployed from {})",
+                a.name, a.digest, a.size_bytes, t.redeployed_execution
+            ));
+        }
+    }
     lines
 }

@@ -10,6 +10,7 @@ mod m20261127_000005_add_parameters;
 mod m20261203_000006_add_commits_and_tier;
 mod m20261204_000007_add_traceparent;
 mod m20261204_000008_add_upstream;
+mod m20261204_000009_add_redeploy_of;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000006_add_commits_and_tier::Migration),
             Box::new(m20261204_000007_add_traceparent::Migration),
             Box::new(m20261204_000008_add_upstream::Migration),
+            Box::new(m20261204_000009_add_redeploy_of::Migration),
         ]
     }
 }
