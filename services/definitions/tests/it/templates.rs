@@ -51,6 +51,47 @@ fn canonical_form_ignores_comments_order_and_defaults() {
     assert_eq!(a.sha256, b.sha256);
 }
 
+/// Fields added after specs were stored stay out of the canonical form when
+/// unset, so a stored spec keeps its digest. The digest below is pinned:
+/// a change to the canonical form of an existing spec fails here.
+#[test]
+fn new_optional_fields_leave_existing_digests_alone() {
+    let base = "apiVersion: conveyor/v1\nkind: Pipeline\nmetadata: {name: a}\nspec:\n  type: application\n  source: {repository: r}\n  stages: [{name: build, actions: [{name: c, kind: build, run: make}]}]\n";
+    let digest = |yaml: &str| {
+        spec::load(yaml.as_bytes(), Format::Yaml)
+            .expect("valid")
+            .sha256
+    };
+    assert_eq!(
+        digest(base),
+        "7f5e7fc893e37d69ff68d99a87b5ee27407a586e71f133bef681f228888110be"
+    );
+    let canonical = spec::load(base.as_bytes(), Format::Yaml)
+        .expect("valid")
+        .canonical;
+    assert!(
+        !canonical.contains("optional") && !canonical.contains("conformance"),
+        "{canonical}"
+    );
+    let upstream = format!("{base}  upstream: [{{pipeline: x}}]\n");
+    assert_eq!(
+        digest(&upstream),
+        digest(&format!(
+            "{base}  upstream: [{{pipeline: x, optional: false}}]\n"
+        ))
+    );
+    assert_eq!(
+        digest(base),
+        digest(&format!("{base}  conformance: {{waivers: []}}\n"))
+    );
+    assert_ne!(
+        digest(&upstream),
+        digest(&format!(
+            "{base}  upstream: [{{pipeline: x, optional: true}}]\n"
+        ))
+    );
+}
+
 #[test]
 fn json_schema_file_is_current() {
     let path = concat!(
