@@ -109,9 +109,7 @@ impl Definitions {
         change: Change,
     ) -> Result<PipelineRecord, Error> {
         let new = prepare(source, &change)?;
-        if !new.conformance.conforms() && !change.accept_non_conformance {
-            return Err(Error::NonConformant(Box::new(new.conformance)));
-        }
+        self.refuse_nonconformant(&new, &change).await?;
         if !pipeline_id.is_empty() && pipeline_id != new.name {
             return Err(Error::invalid(
                 "pipeline_id",

@@ -234,6 +234,14 @@ pub struct Execution {
     pub redeploy_of: String,
 }
 
+impl Execution {
+    /// Whether it published its artifacts: it succeeded on trunk. Only
+    /// those are pinned downstream or redeployed.
+    pub fn published(&self) -> bool {
+        self.state == ExecutionState::Succeeded && !self.build_only
+    }
+}
+
 /// One upstream artifact an execution pinned: which execution of which
 /// pipeline published it, under which name, with which digest.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -43,7 +43,7 @@ impl Executions {
             }
             Err(e) => return Err(e.into()),
         };
-        if earlier.state != ExecutionState::Succeeded || earlier.build_only {
+        if !earlier.published() {
             return Err(Error::invalid(
                 field,
                 format!(

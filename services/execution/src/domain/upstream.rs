@@ -64,7 +64,7 @@ impl Executions {
                             format!("execution {id:?} is not one of pipeline {:?}", u.pipeline),
                         ));
                     }
-                    if e.state != ExecutionState::Succeeded || e.build_only {
+                    if !e.published() {
                         return Err(Error::UpstreamNotPublished {
                             pipeline: u.pipeline.clone(),
                             why: format!(

@@ -29,11 +29,18 @@ impl Fleet {
     /// moved to a newer version.
     pub(super) async fn follow_baselines(&self) -> Result<usize, Error> {
         let mut moved = 0;
+        let following: Vec<Ou> = self
+            .store
+            .ous()
+            .await?
+            .into_iter()
+            .filter(|ou| ou.auto_rollout.is_some())
+            .collect();
+        if following.is_empty() {
+            return Ok(0);
+        }
         let open = self.store.open_rollouts().await?;
-        for ou in self.store.ous().await? {
-            if ou.auto_rollout.is_none() {
-                continue;
-            }
+        for ou in following {
             let id = ou.id.clone();
             match self.follow(ou, &open).await {
                 Ok(true) => moved += 1,

@@ -213,11 +213,11 @@ fn auto_rollout(o: &pb::OrganizationalUnit) -> String {
         let p: Vec<String> = s.wave_percentages.iter().map(|p| format!("{p}%")).collect();
         p.join(", ")
     };
-    let bake = s
-        .bake_time
-        .as_ref()
-        .map(|d| format!("bake {}s", d.seconds))
-        .unwrap_or_else(|| "the pipeline's bake".to_owned());
+    let bake = if s.bake_time.is_some() {
+        format!("bake {}", super::duration_text(&s.bake_time))
+    } else {
+        "the pipeline's bake".to_owned()
+    };
     format!("on: each newer version rolls out ({waves}, {bake})")
 }
 
@@ -232,15 +232,7 @@ fn ou_json(o: &pb::OrganizationalUnit) -> Value {
         "childCount": o.child_count,
         "accountCount": o.account_count,
         "etag": o.etag,
-        "autoRollout": o.auto_rollout.as_ref().map(|s| json!({
-            "skipCanary": s.skip_canary,
-            "growthFactor": s.growth_factor,
-            "wavePercentages": s.wave_percentages,
-            "maxProductionPercent": s.max_production_percent,
-            "oneRegionAtATime": s.one_region_at_a_time,
-            "maxWaveSize": s.max_wave_size,
-            "bakeTime": s.bake_time.as_ref().map(|d| format!("{}s", d.seconds)),
-        })),
+        "autoRollout": o.auto_rollout.as_ref().map(super::rollouts::strategy_json),
         "createTime": output::rfc3339(&o.create_time),
         "updateTime": output::rfc3339(&o.update_time),
     })

@@ -224,21 +224,25 @@ fn plan_json(p: &pb::RolloutPlan) -> Value {
             "tags": selector.tags,
             "accounts": selector.accounts,
         },
-        "strategy": {
-            "skipCanary": strategy.skip_canary,
-            "growthFactor": strategy.growth_factor,
-            "wavePercentages": strategy.wave_percentages,
-            "maxProductionPercent": strategy.max_production_percent,
-            "oneRegionAtATime": strategy.one_region_at_a_time,
-            "maxWaveSize": strategy.max_wave_size,
-            "bakeTime": duration_text(&strategy.bake_time),
-        },
+        "strategy": strategy_json(&strategy),
         "waves": p.waves.iter().map(wave_json).collect::<Vec<_>>(),
         "accountCount": p.account_count,
         "targetCount": p.target_count,
         "explanation": p.explanation,
         "activeFreezes": p.active_freezes.iter().map(super::freezes::freeze_json).collect::<Vec<_>>(),
         "planDigest": p.plan_digest,
+    })
+}
+
+pub(super) fn strategy_json(strategy: &pb::RolloutStrategy) -> Value {
+    json!({
+        "skipCanary": strategy.skip_canary,
+        "growthFactor": strategy.growth_factor,
+        "wavePercentages": strategy.wave_percentages,
+        "maxProductionPercent": strategy.max_production_percent,
+        "oneRegionAtATime": strategy.one_region_at_a_time,
+        "maxWaveSize": strategy.max_wave_size,
+        "bakeTime": duration_text(&strategy.bake_time),
     })
 }
 
